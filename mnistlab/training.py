@@ -1,0 +1,230 @@
+"""Train one configuration: seeded, observable, cancellable. Imports Keras lazily.
+
+:func:`train` is the only place that fits a model. It reports every finished epoch
+through ``on_epoch`` and checks ``should_stop`` after every batch, so a run stops within
+one batch of a cancel request (:class:`Cancelled` is raised; nothing is returned).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from mnistlab.architectures import build_model, get_architecture
+from mnistlab.config import RunConfig
+from mnistlab.data import Dataset
+from mnistlab.tasks import get_task
+
+EpochCallback = Callable[[dict[str, Any], list[dict[str, Any]]], None]
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+_EPS = 1e-7  # keras.config.epsilon(), used by Keras' cross-entropies
+
+
+class Cancelled(Exception):
+    """Training was stopped on request; the run is not finished."""
+
+
+@dataclasses.dataclass
+class Split:
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    validation_split: float
+    n_fit: int
+    n_val: int
+    description: str
+
+
+@dataclasses.dataclass
+class TrainResult:
+    history: list[dict[str, Any]]
+    test_loss: float
+    test_accuracy: float
+    probabilities: np.ndarray
+    test_digits: np.ndarray
+    model: Any
+    timings: dict[str, float]
+    versions: dict[str, str]
+    first_layer: tuple[np.ndarray, np.ndarray] | None
+    split: dict[str, Any]
+
+
+def split_data(config: RunConfig, dataset: Dataset) -> Split:
+    """Pick the images to fit on and to validate with, following the recipe's schemes."""
+    x, y = dataset.x_train, dataset.y_train
+    n_total = len(x)
+    if config.validation == "holdout":
+        n_val = config.validation_size if config.validation_size is not None else n_total // 6
+        if n_val >= n_total:
+            raise ValueError(
+                f"validation_size (holdout images) must be smaller than the {n_total} training "
+                f"images of this data source, got {n_val}"
+            )
+        pool_x, pool_y = x[: n_total - n_val], y[: n_total - n_val]
+        x_fit, y_fit = pool_x[: config.train_size], pool_y[: config.train_size]
+        return Split(x_fit, y_fit, x[n_total - n_val :], y[n_total - n_val :], 0.0, len(x_fit), n_val,
+                     f"fit on {len(x_fit):,}, validate on the last {n_val:,} training images")
+    x_fit, y_fit = x[: config.train_size], y[: config.train_size]
+    if config.validation == "fraction":
+        fraction = float(config.effective_validation_size)
+        n_fit = int(math.floor(len(x_fit) * (1.0 - fraction)))  # as Keras' validation_split
+        n_val = len(x_fit) - n_fit
+        return Split(x_fit, y_fit, None, None, fraction, n_fit, n_val,
+                     f"fit on {n_fit:,}, validate on the last {n_val:,} ({fraction:g} of {len(x_fit):,})")
+    return Split(x_fit, y_fit, dataset.x_test, dataset.y_test, 0.0, len(x_fit), len(dataset.x_test),
+                 f"fit on {len(x_fit):,}, validate on the {len(dataset.x_test):,} test images")
+
+
+def prepare_images(images: np.ndarray, arch: str) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 in [0, 1], flat for perceptrons, (N, 28, 28, 1) for CNNs."""
+    spec = get_architecture(arch)
+    return (images.astype(np.float32) / 255.0).reshape((len(images), *spec.input_shape))
+
+
+def make_optimizer(name: str, learning_rate: float):
+    import keras
+
+    classes = {
+        "sgd": keras.optimizers.SGD,
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "nadam": keras.optimizers.Nadam,
+        "adamw": keras.optimizers.AdamW,
+    }
+    return classes[name](learning_rate=learning_rate)
+
+
+def cross_entropy(task_name: str, probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy as Keras computes it from probabilities (clipped at 1e-7)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if get_task(task_name).units == 1:
+        p = np.clip(p.reshape(-1), _EPS, 1 - _EPS)
+        return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    p = p / p.sum(axis=1, keepdims=True)
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
+
+
+def versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    from mnistlab import __version__
+
+    return {
+        "mnistlab": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def train(
+    config: RunConfig,
+    dataset: Dataset,
+    on_epoch: EpochCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Fit ``config`` on ``dataset``, evaluate on its test set, and return everything."""
+    import keras
+
+    started = time.perf_counter()
+    task = get_task(config.task)
+    split = split_data(config, dataset)
+    keras.utils.set_random_seed(config.seed)
+
+    model = build_model(config.arch, config.task)
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, config.effective_learning_rate),
+        loss=task.loss,
+        metrics=["accuracy"],
+    )
+    x_fit = prepare_images(split.x_fit, config.arch)
+    y_fit = task.targets(split.y_fit)
+    validation_data = None
+    if split.x_val is not None:
+        validation_data = (prepare_images(split.x_val, config.arch), task.targets(split.y_val))
+
+    history: list[dict[str, Any]] = []
+    cancelled = False
+
+    class Observer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            nonlocal cancelled
+            if should_stop is not None and should_stop():
+                cancelled = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if cancelled:
+                return
+            logs = logs or {}
+            record = {"epoch": epoch + 1}
+            record.update({k: float(logs[k]) for k in HISTORY_KEYS if k in logs})
+            record["seconds"] = time.perf_counter() - self.epoch_started
+            record["elapsed"] = time.perf_counter() - fit_started
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record, list(history))
+
+    callbacks: list[Any] = [Observer()]
+    if config.patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+        )
+    fit_started = time.perf_counter()
+    model.fit(
+        x_fit,
+        y_fit,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation_data,
+        validation_split=split.validation_split,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    fit_seconds = time.perf_counter() - fit_started
+    if cancelled:
+        raise Cancelled(f"training of {config.label()} was cancelled")
+
+    eval_started = time.perf_counter()
+    x_test = prepare_images(dataset.x_test, config.arch)
+    probabilities = model.predict(x_test, batch_size=1000, verbose=0).astype(np.float32)
+    labels = task.labels(dataset.y_test)
+    test_loss = cross_entropy(config.task, probabilities, labels)
+    test_accuracy = float(np.mean(task.predicted_labels(probabilities) == labels))
+    eval_seconds = time.perf_counter() - eval_started
+
+    first_layer = None
+    if get_architecture(config.arch).is_convolutional:
+        conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+        kernel, bias = conv.get_weights()
+        first_layer = (kernel.astype(np.float32), bias.astype(np.float32))
+
+    return TrainResult(
+        history=history,
+        test_loss=test_loss,
+        test_accuracy=test_accuracy,
+        probabilities=probabilities,
+        test_digits=dataset.y_test,
+        model=model,
+        timings={
+            "fit_seconds": fit_seconds,
+            "evaluate_seconds": eval_seconds,
+            "total_seconds": time.perf_counter() - started,
+        },
+        versions=versions(),
+        first_layer=first_layer,
+        split={"description": split.description, "fit_images": split.n_fit, "validation_images": split.n_val},
+    )

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from mnistlab.data import load_mnist
+from mnistlab.training import Cancelled, cross_entropy, prepare_images, split_data, train
+from tests.conftest import tiny_config
+
+
+def test_training_returns_history_test_metrics_predictions_and_versions():
+    data = load_mnist("sample")
+    seen = []
+    result = train(tiny_config(epochs=2), data, on_epoch=lambda record, history: seen.append(record))
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert seen == result.history
+    for record in result.history:
+        assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed"} <= set(record)
+        assert record["seconds"] > 0
+    assert result.probabilities.shape == (1000, 10)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
+    assert 0.0 <= result.test_accuracy <= 1.0
+    assert set(result.versions) >= {"keras", "tensorflow", "numpy", "python", "mnistlab"}
+    assert result.first_layer is None  # perceptrons have no kernels
+
+
+def test_test_loss_and_accuracy_equal_keras_evaluate():
+    data = load_mnist("sample")
+    config = tiny_config(arch="cnn", epochs=1)
+    result = train(config, data)
+    from mnistlab.tasks import get_task
+
+    task = get_task(config.task)
+    loss, accuracy = result.model.evaluate(prepare_images(data.x_test, "cnn"), task.targets(data.y_test),
+                                           verbose=0)
+    assert result.test_loss == pytest.approx(loss, rel=1e-4)
+    assert result.test_accuracy == pytest.approx(accuracy, abs=1e-6)
+    kernels, biases = result.first_layer
+    assert kernels.shape == (3, 3, 1, 32) and biases.shape == (32,)
+
+
+def test_same_seed_gives_the_same_history():
+    data = load_mnist("sample")
+    a = train(tiny_config(epochs=2, seed=7), data).history
+    b = train(tiny_config(epochs=2, seed=7), data).history
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-5)
+
+
+def test_parity_task_trains_a_one_output_binary_model():
+    data = load_mnist("sample")
+    result = train(tiny_config(task="parity", epochs=1), data)
+    assert result.probabilities.shape == (1000, 1)
+    assert result.test_loss == pytest.approx(
+        cross_entropy("parity", result.probabilities, data.y_test % 2), rel=1e-6)
+
+
+def test_cancel_stops_within_one_batch_and_returns_nothing():
+    data = load_mnist("sample")
+    batches = []
+
+    def should_stop():
+        batches.append(1)
+        return len(batches) >= 3
+
+    with pytest.raises(Cancelled):
+        train(tiny_config(epochs=5), data, should_stop=should_stop)
+    assert len(batches) == 3  # the third check stopped it; no further batch ran
+
+
+def test_early_stopping_keeps_the_best_weights():
+    data = load_mnist("sample")
+    # A large learning rate makes validation loss bounce, so the last epoch is not the best.
+    config = tiny_config(epochs=8, patience=2, optimizer="sgd", learning_rate=0.9, validation="holdout",
+                         validation_size=500, train_size=500)
+    result = train(config, data)
+    split = split_data(config, data)
+    from mnistlab.tasks import get_task
+
+    val_loss, _ = result.model.evaluate(prepare_images(split.x_val, "mlp"), get_task("digits").targets(split.y_val),
+                                        verbose=0)
+    best = min(r["val_loss"] for r in result.history)
+    assert val_loss == pytest.approx(best, rel=1e-4)
+
+
+def test_validation_schemes_follow_the_recipes():
+    data = load_mnist("sample")
+    holdout = split_data(tiny_config(validation="holdout", validation_size=None, train_size=None), data)
+    assert (holdout.n_fit, holdout.n_val) == (4000 - 666, 666)  # one sixth, as 10,000 of 60,000
+    np.testing.assert_array_equal(holdout.x_val, data.x_train[-666:])
+    fraction = split_data(tiny_config(validation="fraction", validation_size=0.25, train_size=400), data)
+    assert (fraction.n_fit, fraction.n_val, fraction.validation_split) == (300, 100, 0.25)
+    test = split_data(tiny_config(validation="test"), data)
+    assert test.x_val is data.x_test and "test images" in test.description
+    with pytest.raises(ValueError, match="smaller than the 4000 training images"):
+        split_data(tiny_config(validation="holdout", validation_size=10_000), data)
