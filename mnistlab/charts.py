@@ -27,6 +27,12 @@ X_AXES = {"epoch": "epoch", "elapsed": "elapsed seconds"}
 LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=50, b=10), hovermode="x unified")
 
 
+def _layout(fig: go.Figure, **changes) -> go.Figure:
+    """The house style (white template, tight margins) with per-figure changes."""
+    fig.update_layout(**{**LAYOUT, **changes})
+    return fig
+
+
 def run_colors(run_ids: Iterable[str]) -> dict[str, str]:
     """One colour per run, in the order given (the same order gives the same colours)."""
     return {run_id: PALETTE[i % len(PALETTE)] for i, run_id in enumerate(run_ids)}
@@ -98,6 +104,13 @@ def _best_marker(fig, run: Run, x: str, color: str, showlegend: bool, **where):
                              hovertemplate=f"best epoch {best}: val acc %{{y:.4f}}<extra></extra>"), **where)
 
 
+def _integer_epochs(fig: go.Figure, runs: Sequence[Run], x: str) -> None:
+    """Epoch axes tick at whole epochs."""
+    if x == "epoch":
+        longest = max((len(r.history) for r in runs), default=1)
+        fig.update_xaxes(dtick=max(1, longest // 10))
+
+
 def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x: str = "epoch",
                  smoothing: float = 0.0) -> go.Figure:
     """One column per run: loss on top, accuracy below; training solid, validation dashed.
@@ -113,17 +126,23 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
         color = colors[run.run_id]
         first = col == 1
         for row, (train_metric, val_metric) in enumerate((("loss", "val_loss"), ("accuracy", "val_accuracy")), 1):
-            _add_curve(fig, run.history, train_metric, x, color, "training", smoothing, "solid",
-                       first and row == 1, "training", row=row, col=col)
-            _add_curve(fig, run.history, val_metric, x, color, "validation", smoothing, "dash",
-                       first and row == 1, "validation", row=row, col=col)
-        _best_marker(fig, run, x, color, first, row=2, col=col)
+            _add_curve(fig, run.history, train_metric, x, color, "training", smoothing, "solid", False, "training",
+                       row=row, col=col)
+            _add_curve(fig, run.history, val_metric, x, color, "validation", smoothing, "dash", False,
+                       "validation", row=row, col=col)
+        _best_marker(fig, run, x, color, False, row=2, col=col)
+    for name, dash in (("training", "solid"), ("validation", "dash")):  # legend keys in neutral grey
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line=dict(color="#666", dash=dash),
+                                 legendgroup=name), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="best epoch", legendgroup="best",
+                             marker=dict(symbol="star", size=12, color="#bbb", line=dict(color="black", width=1))),
+                  row=1, col=1)
+    _integer_epochs(fig, runs, x)
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text=X_AXES[x], row=2)
     fig.update_annotations(font_size=12)
-    fig.update_layout(**LAYOUT, height=520, legend=dict(orientation="h", y=1.12, x=0))
-    fig.update_layout(hovermode="closest")
+    _layout(fig, height=520, legend=dict(orientation="h", y=1.12, x=0), hovermode="closest")
     return fig
 
 
@@ -139,7 +158,8 @@ def overlay(runs: Sequence[Run], metric: str, colors: Mapping[str, str] | None =
         _add_curve(fig, run.history, metric, x, colors[run.run_id], run.label, smoothing, "solid", True, run.run_id)
         if metric == "val_accuracy":
             _best_marker(fig, run, x, colors[run.run_id], False)
-    fig.update_layout(**LAYOUT, height=380, title=METRICS[metric], xaxis_title=X_AXES[x], yaxis_title=metric,
+    _integer_epochs(fig, runs, x)
+    _layout(fig, height=380, title=METRICS[metric], xaxis_title=X_AXES[x], yaxis_title=metric,
                       legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
@@ -154,18 +174,34 @@ def live_history(history: list[dict], epochs_total: int, title: str = "") -> go.
                                      line=dict(color=PALETTE[0] if col == 1 else PALETTE[1], dash=dash),
                                      showlegend=True), row=1, col=col)
     fig.update_xaxes(range=[0.5, max(epochs_total, 1) + 0.5], title_text="epoch")
-    fig.update_layout(**LAYOUT, height=300, title=title, legend=dict(orientation="h", y=-0.3, x=0))
+    _layout(fig, height=300, title=title, legend=dict(orientation="h", y=-0.3, x=0))
     return fig
 
 
-def confusion_heatmap(matrix: pd.DataFrame, normalized: bool = False, title: str = "") -> go.Figure:
-    """Rows true, columns predicted, with the numbers in the cells."""
+def _cell_picker(matrix: pd.DataFrame) -> go.Scatter:
+    """Transparent markers on every cell, so a click on a cell selects (true, predicted)."""
+    rows, cols = np.meshgrid(np.arange(len(matrix.index)), np.arange(len(matrix.columns)), indexing="ij")
+    return go.Scatter(
+        x=[matrix.columns[c] for c in cols.ravel()], y=[matrix.index[r] for r in rows.ravel()], mode="markers",
+        marker=dict(size=30, color="rgba(0,0,0,0)", symbol="square"), customdata=np.stack([rows.ravel(), cols.ravel()], 1),
+        hoverinfo="skip", showlegend=False, name="cells")
+
+
+def confusion_heatmap(matrix: pd.DataFrame, normalized: bool = False, title: str = "",
+                      selectable: bool = False) -> go.Figure:
+    """Rows true, columns predicted, with the numbers in the cells.
+
+    ``selectable`` adds a transparent layer whose points carry (true, predicted) indices
+    in ``customdata``, for click-to-select in the dashboard.
+    """
     fmt = ".2f" if normalized else "d"
     z = matrix.to_numpy()
     fig = go.Figure(go.Heatmap(
         z=z, x=list(matrix.columns), y=list(matrix.index), colorscale="Blues", texttemplate=f"%{{z:{fmt}}}",
         hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
-    fig.update_layout(**{**LAYOUT, "hovermode": "closest"}, title=title, height=460,
+    if selectable:
+        fig.add_trace(_cell_picker(matrix))
+    _layout(fig, hovermode="closest", title=title, height=460,
                       xaxis=dict(title="predicted", type="category", side="top"),
                       yaxis=dict(title="true", type="category", autorange="reversed"))
     return fig
@@ -178,39 +214,53 @@ def difference_heatmap(diff: pd.DataFrame, title: str = "") -> go.Figure:
     fig = go.Figure(go.Heatmap(
         z=z, x=list(diff.columns), y=list(diff.index), colorscale="RdBu", zmin=-bound, zmax=bound,
         texttemplate="%{z:+d}", hovertemplate="true %{y}, predicted %{x}: %{z:+d}<extra></extra>"))
-    fig.update_layout(**{**LAYOUT, "hovermode": "closest"}, title=title, height=460,
+    _layout(fig, hovermode="closest", title=title, height=460,
                       xaxis=dict(title="predicted", type="category", side="top"),
                       yaxis=dict(title="true", type="category", autorange="reversed"))
     return fig
 
 
 def matrix_heatmap(values: np.ndarray, title: str = "", colorscale: str = "gray", fmt: str = ".2f",
-                   show_values: bool = False, zmid: float | None = None, height: int = 320) -> go.Figure:
-    """A 2-D array as a square heatmap (row 0 at the top), its values on hover."""
+                   show_values: bool = False, zmid: float | None = None, height: int = 320,
+                   hide_zeros: bool = False) -> go.Figure:
+    """A 2-D array as a square heatmap (row 0 at the top), its values on hover.
+
+    ``show_values`` writes them in the cells too (``hide_zeros`` leaves zero cells blank).
+    """
     values = np.asarray(values, dtype=float)
     trace = go.Heatmap(z=values, colorscale=colorscale, zmid=zmid, showscale=False,
                        hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:{fmt}}}<extra></extra>")
     if show_values:
-        trace.update(texttemplate=f"%{{z:{fmt}}}")
+        text = np.vectorize(lambda v: "" if hide_zeros and v == 0 else format(v, fmt))(values)
+        trace.update(text=text, texttemplate="%{text}", textfont=dict(size=9))
     fig = go.Figure(trace)
-    fig.update_layout(**{**LAYOUT, "hovermode": "closest"}, title=title, height=height,
+    _layout(fig, hovermode="closest", title=title, height=height,
                       margin=dict(l=5, r=5, t=40, b=5))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False)
     fig.update_xaxes(constrain="domain", showticklabels=False)
     return fig
 
 
-def digit_grid(images: np.ndarray, titles: Sequence[str], cols: int = 5) -> go.Figure:
-    """Digits in a grid of heatmaps with titles (e.g. the 5x5 sample grid)."""
+def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 5, colorscale: str = "gray_r",
+               symmetric: bool = False, cell_height: int = 150) -> go.Figure:
+    """Small images in a grid of heatmaps with titles: digits, kernels, feature maps.
+
+    ``symmetric`` centres the colour scale of each image on zero (for kernels).
+    """
     n = len(images)
     rows = max(1, -(-n // cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.02,
-                        vertical_spacing=0.06)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.015,
+                        vertical_spacing=0.3 / rows)
     for i, image in enumerate(images):
-        fig.add_trace(go.Heatmap(z=image, colorscale="gray_r", showscale=False,
-                                 hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>"),
+        image = np.asarray(image, dtype=float)
+        bound = float(np.abs(image).max()) or 1.0
+        fig.add_trace(go.Heatmap(z=image, colorscale=colorscale, showscale=False,
+                                 zmin=-bound if symmetric else None, zmax=bound if symmetric else None,
+                                 hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
-    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=None)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(**{**LAYOUT, "hovermode": "closest"}, height=150 * rows + 40)
+    fig.update_annotations(font_size=11)
+    _layout(fig, hovermode="closest", height=cell_height * rows + 40,
+                      margin=dict(l=5, r=5, t=30, b=5))
     return fig

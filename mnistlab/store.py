@@ -44,6 +44,7 @@ from mnistlab.tasks import get_task
 ENV_STORE = "MNISTLAB_STORE"
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "cache" / "runs"
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
+WORKER_START_GRACE_SECONDS = 30.0
 REQUIRED_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz")
 
 
@@ -116,6 +117,10 @@ class Run:
     def predictions(self) -> Predictions:
         with np.load(self.path / "predictions.npz", allow_pickle=False) as npz:
             return Predictions(npz["probabilities"], npz["labels"], npz["digits"])
+
+    @property
+    def has_first_layer(self) -> bool:
+        return (self.path / "first_layer.npz").is_file()
 
     def first_layer(self) -> tuple[np.ndarray, np.ndarray] | None:
         """First Conv2D layer: kernels (k, k, 1, filters) and biases (filters,), or None."""
@@ -308,7 +313,13 @@ class RunStore:
 
     # -- progress --------------------------------------------------------------------
     def _is_locked(self, run_id: str) -> bool:
-        lock = self._lock(run_id)
+        return self._is_locked_path(self.root / ".locks" / f"{check_run_id(run_id)}.lock")
+
+    @staticmethod
+    def _is_locked_path(path: Path) -> bool:
+        if not path.exists():
+            return False
+        lock = FileLock(path)
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -317,7 +328,11 @@ class RunStore:
         return False
 
     def progress(self, run_id: str) -> Progress | None:
-        """Live progress of a run that is (or was) training, as any process sees it."""
+        """Live progress of a run that is (or was) training, as any process sees it.
+
+        ``status``: ``queued`` (a worker will train it), ``training``, ``cancelled``,
+        ``failed``, or ``interrupted`` (its process died: the lock is free).
+        """
         path = self._progress_path(run_id)
         try:
             record = _read_json(path)
@@ -325,8 +340,15 @@ class RunStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         status = record.get("status", "training")
+        updated = float(record.get("updated", 0.0))
         if status == "training" and not self._is_locked(run_id):
             status = "interrupted"
+        elif status == "queued":
+            worker = str(record.get("worker", ""))
+            starting = time.time() - updated < WORKER_START_GRACE_SECONDS
+            if not starting and not (re.fullmatch(r"[0-9a-f]{32}", worker) and self._is_locked_path(
+                    self.root / ".locks" / f"worker-{worker}.lock")):
+                status = "interrupted"
         return Progress(
             run_id=run_id,
             config=config,
@@ -334,7 +356,7 @@ class RunStore:
             epochs_total=int(record.get("epochs_total", config.epochs)),
             history=list(record.get("history", [])),
             started=float(record.get("started", 0.0)),
-            updated=float(record.get("updated", 0.0)),
+            updated=updated,
             message=str(record.get("message", "")),
         )
 
@@ -363,8 +385,30 @@ class RunStore:
             for path in (self._progress_path(run_id), self._cancel_path(run_id)):
                 path.unlink(missing_ok=True)
 
+    def worker_lock(self, token: str) -> FileLock:
+        """The lock a worker process holds while it lives (see :mod:`mnistlab.jobs`)."""
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            raise ValueError(f"worker token must be 32 hexadecimal digits, got {token[:40]!r}")
+        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+        return FileLock(self.root / ".locks" / f"worker-{token}.lock")
+
+    def mark_queued(self, run_id: str, config: RunConfig, worker: str) -> None:
+        """Record that the worker ``worker`` will train this run."""
+        self._write_progress(run_id, config, "queued", [], time.time(), "waiting for its turn", worker=worker)
+
+    def mark_cancelled(self, run_id: str, config: RunConfig, message: str) -> None:
+        self._write_progress(run_id, config, "cancelled", [], time.time(), message)
+
+    def take_cancel_request(self, run_id: str) -> bool:
+        """True (and the request is consumed) if a cancel was requested for ``run_id``."""
+        path = self._cancel_path(run_id)
+        if path.exists():
+            path.unlink(missing_ok=True)
+            return True
+        return False
+
     def _write_progress(self, run_id: str, config: RunConfig, status: str, history, started: float,
-                        message: str = "") -> None:
+                        message: str = "", worker: str = "") -> None:
         path = self._progress_path(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json(path, _clean({
@@ -376,6 +420,7 @@ class RunStore:
             "started": started,
             "updated": time.time(),
             "pid": os.getpid(),
+            "worker": worker,
             "message": message,
         }))
 

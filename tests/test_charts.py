@@ -27,10 +27,12 @@ def test_side_by_side_has_one_panel_per_run_and_marks_the_best_epoch(trained_sto
     fig = charts.side_by_side(selected, colors)
     titles = [a.text for a in fig.layout.annotations]
     assert titles == [r.label for r in selected]
-    curves = [t for t in fig.data if t.name in ("training", "validation")]
+    curves = [t for t in fig.data if t.name in ("training", "validation") and t.x[0] is not None]
     assert len(curves) == 2 * 2 * 2  # runs x (loss, accuracy) x (training, validation)
     assert {t.line.color for t in curves} == set(colors.values())
-    assert sum(t.name == "best epoch" for t in fig.data) == 2
+    legend = [t.name for t in fig.data if t.showlegend is not False and t.x[0] is None]
+    assert legend == ["training", "validation", "best epoch"]
+    assert sum(t.name == "best epoch" and t.x[0] is not None for t in fig.data) == 2
 
 
 def test_smoothing_draws_the_raw_curve_faintly_behind(trained_store):

@@ -1,0 +1,123 @@
+"""Filters: hand-made convolution kernels on real digits, and the kernels a CNN learned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from mnistlab import charts
+from mnistlab.filters import PRESETS, contributions, convolve, feature_maps, preset, relu, validate_kernel
+from pages import common
+
+OVERRIDE = "filters_override"  # session state: a learned kernel copied into the editor (no widget owns it)
+
+st.title("Filters")
+st.caption("A convolution slides a small kernel over the image and sums the products at every position: "
+           "exactly what a Keras Conv2D layer computes (no kernel flip). Edit the kernel and watch the output.")
+
+data = common.dataset()
+x_test, y_test = data.x_test, data.y_test
+
+# -- the digit ---------------------------------------------------------------------------
+d1, d2, d3 = st.columns([1.2, 1, 1])
+pick = d1.radio("Digit", ["by test index", "random of a class"], horizontal=True, key="filters_pick")
+if pick == "by test index":
+    index = int(d2.number_input("Test image index", 0, len(x_test) - 1, 0, key="filters_index"))
+else:
+    digit = d2.selectbox("Class", list(range(10)), key="filters_class")
+    candidates = np.flatnonzero(y_test == digit)
+    if d3.button("Another one", key="filters_another", icon=":material/casino:") or \
+            st.session_state.get("filters_random_class") != digit:
+        st.session_state["filters_random_class"] = digit
+        st.session_state["filters_random_index"] = int(np.random.default_rng().choice(candidates))
+    index = st.session_state["filters_random_index"]
+image = x_test[index] / 255.0
+
+# -- the kernel -------------------------------------------------------------------------
+k1, k2, k3, k4 = st.columns([1, 1.6, 1, 1])
+size = k1.radio("Kernel size", [3, 5], horizontal=True, key="filters_size", format_func=lambda k: f"{k}×{k}")
+preset_name = k2.selectbox("Preset", list(PRESETS), key="filters_preset",
+                           help="Classic image filters and the two hand-made filters of the CNN chapter.")
+padding = k3.radio("Padding", ["valid", "same"], horizontal=True, key="filters_padding",
+                   help="valid: no padding, the output shrinks; same: zeros around, the output keeps its size.")
+use_relu = k4.toggle("ReLU", key="filters_relu", help="Keep only positive outputs, as a Conv2D with relu does.")
+
+override = st.session_state.get(OVERRIDE)
+if override is not None and override["size"] == size:
+    start, source = np.asarray(override["kernel"]), override["name"]
+else:
+    start, source = preset(preset_name, size), preset_name
+    st.caption(PRESETS[preset_name][1])
+editor = st.data_editor(pd.DataFrame(start, columns=[f"c{i}" for i in range(size)]), hide_index=True,
+                        key=f"filters_editor_{source}_{size}", width="content",
+                        column_config={f"c{i}": st.column_config.NumberColumn(f"{i}", format="%.3f")
+                                       for i in range(size)})
+if override is not None and st.button("Back to the presets", key="filters_clear"):
+    st.session_state.pop(OVERRIDE)
+    st.rerun()
+try:
+    kernel = validate_kernel(editor.to_numpy(dtype=float))
+except ValueError as exc:
+    st.error(f"{exc}. Fill every cell of the kernel with a number.", icon=":material/error:")
+    st.stop()
+
+output = convolve(image, kernel, padding=padding)
+shown = relu(output) if use_relu else output
+
+a, b, c = st.columns([1, 0.7, 1])
+a.plotly_chart(charts.matrix_heatmap(image, f"input: test digit #{index} ({y_test[index]})", colorscale="gray_r"),
+               key="filters_input")
+b.plotly_chart(charts.matrix_heatmap(kernel, f"kernel ({source})", colorscale="RdBu", zmid=0, show_values=True,
+                                     height=260), key="filters_kernel")
+c.plotly_chart(charts.matrix_heatmap(shown, f"output {shown.shape[0]}×{shown.shape[1]}"
+                                     + (" after ReLU" if use_relu else ""), colorscale="RdBu_r" if not use_relu
+                                     else "gray_r", zmid=0 if not use_relu else None), key="filters_output")
+st.caption(f"Output values from {shown.min():.3f} to {shown.max():.3f} (mean {shown.mean():.3f}); "
+           "inputs are pixels scaled to 0–1, as in training. Hover for values.")
+
+with st.expander("How one output pixel is made", expanded=False):
+    p1, p2 = st.columns(2)
+    row = int(p1.number_input("Output row", 0, shown.shape[0] - 1, shown.shape[0] // 2, key="filters_row"))
+    col = int(p2.number_input("Output column", 0, shown.shape[1] - 1, shown.shape[1] // 2, key="filters_col"))
+    parts = contributions(image, kernel, row, col, padding=padding)
+    fmt = lambda m: pd.DataFrame(m).style.format("{:.3f}")  # noqa: E731
+    q1, q2, q3 = st.columns(3)
+    q1.markdown("**Input patch**")
+    q1.dataframe(fmt(parts["patch"]), hide_index=True)
+    q2.markdown("**× kernel**")
+    q2.dataframe(fmt(parts["kernel"]), hide_index=True)
+    q3.markdown("**= products**")
+    q3.dataframe(fmt(parts["products"]), hide_index=True)
+    value = parts["value"]
+    st.markdown(f"Sum of the {kernel.size} products: **{value:.4f}**"
+                + (f" → after ReLU **{max(value, 0.0):.4f}**" if use_relu else ""))
+
+# -- what a CNN learned -------------------------------------------------------------------
+st.divider()
+st.subheader("Kernels a trained CNN learned")
+cnn_runs = [r for r in common.runs(show_broken=False) if r.has_first_layer]
+if not cnn_runs:
+    st.info("Train a CNN (cnn, deep_cnn or cnn_dropout) to see its first-layer kernels here.", icon=":material/info:")
+    st.stop()
+run = common.run_picker("CNN run", cnn_runs, key="filters_run")
+kernels, biases = run.first_layer()
+n = kernels.shape[-1]
+st.plotly_chart(charts.image_grid([kernels[:, :, 0, f] for f in range(n)], [f"#{f}" for f in range(n)], cols=16,
+                                  colorscale="RdBu", symmetric=True, cell_height=70), key="filters_learned")
+maps = feature_maps(x_test[index], kernels, biases)
+st.caption(f"Their feature maps on digit #{index} (kernel, plus bias, then ReLU):")
+st.plotly_chart(charts.image_grid(list(maps), [f"#{f}" for f in range(n)], cols=16, cell_height=70),
+                key="filters_maps")
+
+
+def copy_kernel(choice: int) -> None:
+    k = kernels[:, :, 0, choice]
+    st.session_state[OVERRIDE] = {"kernel": k.tolist(), "size": k.shape[0], "name": f"{run.run_id[:6]} #{choice}"}
+    st.session_state["filters_size"] = k.shape[0]
+
+
+e1, e2 = st.columns([1, 3])
+choice = e1.selectbox("Learned kernel", list(range(n)), key="filters_learned_choice", format_func=lambda f: f"#{f}")
+e2.button("Copy it into the editor above", key="filters_copy", on_click=copy_kernel, args=(choice,),
+          icon=":material/content_copy:")

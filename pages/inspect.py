@@ -1,0 +1,96 @@
+"""Inspect: what one run gets wrong, and what a second run fixes or breaks."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mnistlab import charts, evaluation
+from mnistlab.tasks import get_task
+from pages import common
+
+GALLERY_SIZE = 40
+
+st.title("Inspect")
+st.caption("The confusion matrix of a run, its per-class scores, and the test digits it gets wrong. "
+           "Click a cell of the matrix to see those digits.")
+
+all_runs = common.runs()
+if not all_runs:
+    common.empty_state("inspect")
+    st.stop()
+
+c1, c2 = st.columns(2)
+with c1:
+    run = common.run_picker("Run", all_runs, key="inspect_run")
+with c2:
+    others = [r for r in all_runs if r.run_id != run.run_id and r.config.task == run.config.task
+              and r.metrics["data"]["fingerprint"] == run.metrics["data"]["fingerprint"]]
+    second = common.run_picker("Compare with (optional)", others, key="inspect_second", allow_none=True,
+                               help="Another run of the same task on the same test set.")
+
+task = get_task(run.config.task)
+classes = list(range(task.n_classes))
+data = common.dataset_for_run(run)
+
+
+def gallery(frame, caption) -> None:
+    """Misclassified digits as small images with their captions."""
+    if frame.empty:
+        st.caption("No digits here.")
+        return
+    if data is None:
+        st.warning("The images of this run's data source are not on this machine; only the table is shown.")
+        st.dataframe(frame, hide_index=True)
+        return
+    rows = frame.head(GALLERY_SIZE)
+    st.image([255 - data.x_test[i] for i in rows["index"]], caption=[caption(r) for r in rows.itertuples()],
+             width=72)
+    if len(frame) > GALLERY_SIZE:
+        st.caption(f"Showing {GALLERY_SIZE} of {len(frame)}.")
+
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    normalized = st.toggle("Row-normalised (recall per class)", key="inspect_normalized")
+    matrix = evaluation.confusion_matrix(run, normalize=normalized)
+    event = st.plotly_chart(charts.confusion_heatmap(matrix, normalized, title="Confusion matrix", selectable=True),
+                            on_select="rerun", selection_mode="points", key="inspect_matrix")
+    points = [p for p in (event.selection.points if event else []) if p.get("customdata") is not None]
+    if points:
+        cell = tuple(int(v) for v in points[0]["customdata"][:2])
+        if st.session_state.get("inspect_last_cell") != cell:  # a new click sets the filters below
+            st.session_state["inspect_last_cell"] = cell
+            st.session_state["inspect_true"], st.session_state["inspect_pred"] = cell
+    st.markdown("**Per-class precision, recall and F1**")
+    st.dataframe(evaluation.per_class_report(run), width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+
+with right:
+    st.markdown("**Misclassified test digits** — most confident mistakes first")
+    f1, f2 = st.columns(2)
+    name = lambda c: "any" if c is None else task.class_names[c]  # noqa: E731
+    true_class = f1.selectbox("True class", [None] + classes, key="inspect_true", format_func=name)
+    predicted_class = f2.selectbox("Predicted class", [None] + classes, key="inspect_pred", format_func=name)
+    wrong = evaluation.misclassified(run, true_class=true_class, predicted_class=predicted_class)
+    if true_class is not None and true_class == predicted_class:
+        st.caption("That cell is the diagonal: those digits are right, not mistakes.")
+    st.caption(f"{len(wrong)} mistakes match.")
+    gallery(wrong, lambda r: f"#{r.index} {task.class_names[r.true]}→{task.class_names[r.predicted]} "
+                             f"{r.confidence:.0%}")
+
+if second is not None:
+    st.divider()
+    st.subheader(f"{run.label}  vs  {second.label}")
+    d1, d2 = st.columns([1, 1], gap="large")
+    with d1:
+        diff = evaluation.confusion_difference(run, second)
+        st.plotly_chart(charts.difference_heatmap(diff, title="Second run minus first (counts)"),
+                        key="inspect_diff")
+        st.caption("Blue: the second run has more digits in that cell, red: fewer. On the diagonal more is "
+                   "better; off it, fewer is better.")
+    with d2:
+        fixed, broken = evaluation.fixed_and_broken(run, second)
+        st.markdown(f"**Fixed by the second run: {len(fixed)}**")
+        gallery(fixed, lambda r: f"#{r.index} {task.class_names[r.true]} (was {task.class_names[r.predicted_a]})")
+        st.markdown(f"**Broken by the second run: {len(broken)}**")
+        gallery(broken, lambda r: f"#{r.index} {task.class_names[r.true]} (now {task.class_names[r.predicted_b]})")

@@ -1,0 +1,19 @@
+"""mnistlab dashboard: the frame. Pages live in pages/; the work is done by the mnistlab library."""
+
+import streamlit as st
+
+st.set_page_config(page_title="mnistlab", page_icon=":material/grid_on:", layout="wide")
+
+from pages import common  # noqa: E402  (after set_page_config)
+
+page = st.navigation(
+    [
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
+        st.Page("pages/filters.py", title="Filters", icon=":material/filter_center_focus:"),
+        st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
+    ]
+)
+common.sidebar()
+page.run()

@@ -1,0 +1,33 @@
+"""AppTest helpers: the real app, pointed at a store by $MNISTLAB_STORE."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["pages/train.py", "pages/compare.py", "pages/inspect.py", "pages/filters.py", "pages/data.py"]
+
+
+def open_page(page: str, timeout: float = 60) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
+    app.run()
+    if page != "pages/train.py":
+        app.switch_page(page).run()
+    return app
+
+
+@pytest.fixture
+def filled_store(trained_store, monkeypatch):
+    store, runs = trained_store
+    monkeypatch.setenv("MNISTLAB_STORE", str(store.root))
+    return store, runs
+
+
+@pytest.fixture
+def empty_store(tmp_path, monkeypatch):
+    from mnistlab import RunStore
+
+    monkeypatch.setenv("MNISTLAB_STORE", str(tmp_path / "empty"))
+    return RunStore(tmp_path / "empty")
