@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="mnistlab", page_icon=":material/grid_on:", layout="wide")
+st.set_page_config(page_title="mnistlab", page_icon="🔢", layout="wide")
 
 from pages import common  # noqa: E402  (after set_page_config)
 

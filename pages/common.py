@@ -102,6 +102,5 @@ def sidebar() -> None:
         st.markdown(f"{icon} **Data:** {info.title}")
         st.caption(info.reason)
         active = [p for p in store().in_progress() if p.status in ("queued", "training")]
-        if active:
-            st.markdown(f":material/pending: **{len(active)} run(s) in progress** — see Train")
-        st.caption(f"Store: `{store().root}`")
+        busy = f":material/pending: **{len(active)} run(s) in progress** — see Train  \n" if active else ""
+        st.caption(f"{busy}Store: `{store().root}`")  # one element, always: no stale leftovers

@@ -54,8 +54,9 @@ st.caption(f"{len(shown)} of {len(table)} runs · click a column header to sort.
 ids = list(shown["run_id"])
 by_id = {r.run_id: r for r in all_runs}
 names = {rid: f"{by_id[rid].label} · {rid[:6]}" for rid in ids}
-newest_task = by_id[ids[0]].config.task if ids else None
-default = [rid for rid in ids if by_id[rid].config.task == newest_task][:3]
+tasks_shown = [by_id[rid].config.task for rid in ids]
+main_task = max(tasks_shown, key=tasks_shown.count) if ids else None  # the task with most runs
+default = [rid for rid in ids if by_id[rid].config.task == main_task][:3]
 selected_ids = st.multiselect("Runs to compare", ids, default=default, key="compare_selected",
                               format_func=names.get, placeholder="Pick runs from the table above")
 selected = [by_id[rid] for rid in selected_ids]

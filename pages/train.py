@@ -84,15 +84,13 @@ def progress_card(p: Progress) -> None:
 
 def live_section() -> None:
     progress = store.in_progress()
-    active = [p for p in progress if p.status in ("queued", "training")]
-    if not progress:
-        return
-    st.subheader("In progress")
-    for p in progress:
-        progress_card(p)
-    if not active and st.session_state.get("train_watching"):
+    if st.session_state.get("train_watching") and not any(p.status in ("queued", "training") for p in progress):
         st.session_state["train_watching"] = False
-        st.rerun(scope="app")  # something just finished: show it
+        st.rerun(scope="app")  # something just finished: show it and stop polling
+    if progress:
+        st.subheader("In progress")
+        for p in progress:
+            progress_card(p)
 
 
 # ---------------------------------------------------------------------------------------
