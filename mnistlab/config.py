@@ -16,7 +16,8 @@ import math
 from typing import Any, Mapping
 
 #: Bumped whenever training or the stored format changes in a way that changes results.
-SCHEMA_VERSION = 1
+#: 2: uint8 input pipeline with tf.data reshuffling (a different, equally random order).
+SCHEMA_VERSION = 2
 
 TASKS = ("digits", "parity")
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "nadam", "adamw")
@@ -189,10 +190,10 @@ class RunConfig:
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 
-    def canonical(self, data_fingerprint: str) -> dict[str, Any]:
+    def canonical(self, data_fingerprint: str, schema: int = SCHEMA_VERSION) -> dict[str, Any]:
         """Everything that changes the result, with defaults made explicit."""
         return {
-            "schema": SCHEMA_VERSION,
+            "schema": schema,
             "task": self.task,
             "arch": self.arch,
             "epochs": self.epochs,
@@ -207,9 +208,12 @@ class RunConfig:
             "data": data_fingerprint,
         }
 
-    def run_id(self, data_fingerprint: str) -> str:
-        """A 16-hex-digit id: the SHA-256 of the canonical JSON form."""
+    def run_id(self, data_fingerprint: str, schema: int = SCHEMA_VERSION) -> str:
+        """A 16-hex-digit id: the SHA-256 of the canonical JSON form.
+
+        ``schema`` is the version the run was trained under (older stored runs keep theirs).
+        """
         if not isinstance(data_fingerprint, str) or not data_fingerprint:
             raise ValueError(f"data_fingerprint must be a non-empty string, got {data_fingerprint!r}")
-        text = json.dumps(self.canonical(data_fingerprint), sort_keys=True, separators=(",", ":"))
+        text = json.dumps(self.canonical(data_fingerprint, schema), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]

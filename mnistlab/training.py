@@ -1,8 +1,14 @@
 """Train one configuration: seeded, observable, cancellable. Imports Keras lazily.
 
 :func:`train` is the only place that fits a model. It reports every finished epoch
-through ``on_epoch`` and checks ``should_stop`` after every batch, so a run stops within
-one batch of a cancel request (:class:`Cancelled` is raised; nothing is returned).
+through ``on_epoch`` and checks ``should_stop`` after every block of batches
+(``STEPS_PER_EXECUTION``, a few milliseconds of work), so a run stops within one block of
+a cancel request (:class:`Cancelled` is raised; nothing is returned).
+
+Speed without changing the maths: the images stay uint8 and each batch is converted as
+it is needed, several batches run per call into TensorFlow (``steps_per_execution``),
+and validation and prediction use large batches. Same model, batch size, optimizer,
+loss, per-epoch reshuffling and number of updates as the plain Keras recipe.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ from mnistlab.tasks import get_task
 EpochCallback = Callable[[dict[str, Any], list[dict[str, Any]]], None]
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 _EPS = 1e-7  # keras.config.epsilon(), used by Keras' cross-entropies
+#: Batches run per call into TensorFlow (Keras' steps_per_execution), chosen per architecture
+#: by benchmarks/train_speed.py: small models are dominated by per-step overhead. The same
+#: batches and updates as one step per call; callbacks (progress, cancel) run per block.
+STEPS_PER_EXECUTION = {"mlp": 64, "mlp_512": 64, "mlp_512x2": 64, "cnn": 16, "deep_cnn": 16, "cnn_dropout": 16}
+#: Validation and prediction batch size: evaluation only, so it does not change the results;
+#: larger batches are no faster here and raise the peak memory (deep_cnn: +200 MB at 1000).
+EVAL_BATCH_SIZE = 256
 
 
 class Cancelled(Exception):
@@ -33,9 +46,8 @@ class Cancelled(Exception):
 class Split:
     x_fit: np.ndarray
     y_fit: np.ndarray
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    validation_split: float
+    x_val: np.ndarray
+    y_val: np.ndarray
     n_fit: int
     n_val: int
     description: str
@@ -68,17 +80,41 @@ def split_data(config: RunConfig, dataset: Dataset) -> Split:
             )
         pool_x, pool_y = x[: n_total - n_val], y[: n_total - n_val]
         x_fit, y_fit = pool_x[: config.train_size], pool_y[: config.train_size]
-        return Split(x_fit, y_fit, x[n_total - n_val :], y[n_total - n_val :], 0.0, len(x_fit), n_val,
+        return Split(x_fit, y_fit, x[n_total - n_val :], y[n_total - n_val :], len(x_fit), n_val,
                      f"fit on {len(x_fit):,}, validate on the last {n_val:,} training images")
     x_fit, y_fit = x[: config.train_size], y[: config.train_size]
     if config.validation == "fraction":
         fraction = float(config.effective_validation_size)
-        n_fit = int(math.floor(len(x_fit) * (1.0 - fraction)))  # as Keras' validation_split
+        n_fit = int(math.floor(len(x_fit) * (1.0 - fraction)))  # as Keras' validation_split: the last part
         n_val = len(x_fit) - n_fit
-        return Split(x_fit, y_fit, None, None, fraction, n_fit, n_val,
+        return Split(x_fit[:n_fit], y_fit[:n_fit], x_fit[n_fit:], y_fit[n_fit:], n_fit, n_val,
                      f"fit on {n_fit:,}, validate on the last {n_val:,} ({fraction:g} of {len(x_fit):,})")
-    return Split(x_fit, y_fit, dataset.x_test, dataset.y_test, 0.0, len(x_fit), len(dataset.x_test),
+    return Split(x_fit, y_fit, dataset.x_test, dataset.y_test, len(x_fit), len(dataset.x_test),
                  f"fit on {len(x_fit):,}, validate on the {len(dataset.x_test):,} test images")
+
+
+def batches(images: np.ndarray, targets: np.ndarray | None, batch_size: int, arch: str,
+            shuffle_seed: int | None = None):
+    """A tf.data pipeline that keeps the images as uint8 and converts each batch.
+
+    Each batch is ``float32(images) / 255`` in the architecture's input layout, exactly
+    what :func:`prepare_images` gives, without a float copy of the whole set in memory.
+    With ``shuffle_seed`` the order is reshuffled every epoch (as ``fit(shuffle=True)``).
+    """
+    import tensorflow as tf
+
+    shape = (-1, *get_architecture(arch).input_shape)
+    pixels = tf.constant(images)
+    labels = tf.constant(targets) if targets is not None else None
+
+    def load(index):
+        x = tf.reshape(tf.cast(tf.gather(pixels, index), tf.float32) / 255.0, shape)
+        return x if labels is None else (x, tf.gather(labels, index))
+
+    order = tf.data.Dataset.range(len(images))
+    if shuffle_seed is not None:
+        order = order.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def prepare_images(images: np.ndarray, arch: str) -> np.ndarray:
@@ -146,12 +182,10 @@ def train(
         optimizer=make_optimizer(config.optimizer, config.effective_learning_rate),
         loss=task.loss,
         metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION[config.arch],
     )
-    x_fit = prepare_images(split.x_fit, config.arch)
-    y_fit = task.targets(split.y_fit)
-    validation_data = None
-    if split.x_val is not None:
-        validation_data = (prepare_images(split.x_val, config.arch), task.targets(split.y_val))
+    fit_data = batches(split.x_fit, task.targets(split.y_fit), config.batch_size, config.arch, config.seed)
+    validation_data = batches(split.x_val, task.targets(split.y_val), EVAL_BATCH_SIZE, config.arch)
 
     history: list[dict[str, Any]] = []
     cancelled = False
@@ -184,23 +218,15 @@ def train(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
         )
     fit_started = time.perf_counter()
-    model.fit(
-        x_fit,
-        y_fit,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=validation_data,
-        validation_split=split.validation_split,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    model.fit(fit_data, epochs=config.epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False,
+              verbose=0)
     fit_seconds = time.perf_counter() - fit_started
     if cancelled:
         raise Cancelled(f"training of {config.label()} was cancelled")
 
     eval_started = time.perf_counter()
-    x_test = prepare_images(dataset.x_test, config.arch)
-    probabilities = model.predict(x_test, batch_size=1000, verbose=0).astype(np.float32)
+    probabilities = model.predict(batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch), verbose=0)
+    probabilities = probabilities.astype(np.float32)
     labels = task.labels(dataset.y_test)
     test_loss = cross_entropy(config.task, probabilities, labels)
     test_accuracy = float(np.mean(task.predicted_labels(probabilities) == labels))

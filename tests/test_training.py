@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mnistlab.data import load_mnist
-from mnistlab.training import Cancelled, cross_entropy, prepare_images, split_data, train
+from mnistlab.training import Cancelled, batches, cross_entropy, prepare_images, split_data, train
 from tests.conftest import tiny_config
 
 
@@ -37,6 +37,17 @@ def test_test_loss_and_accuracy_equal_keras_evaluate():
     assert kernels.shape == (3, 3, 1, 32) and biases.shape == (32,)
 
 
+def test_batches_are_the_recipe_preprocessing_without_a_float_copy():
+    data = load_mnist("sample")
+    pipeline = batches(data.x_test[:70], np.arange(70), 32, "cnn")
+    got = np.concatenate([x.numpy() for x, _ in pipeline])
+    np.testing.assert_array_equal(got, prepare_images(data.x_test[:70], "cnn"))
+    assert [len(y) for _, y in pipeline] == [32, 32, 6]
+    shuffled = batches(data.x_test[:70], np.arange(70), 32, "mlp", shuffle_seed=1)
+    first, second = ([int(i) for _, y in shuffled for i in y.numpy()] for _ in range(2))
+    assert sorted(first) == list(range(70)) and first != second  # every image once, reshuffled each epoch
+
+
 def test_same_seed_gives_the_same_history():
     data = load_mnist("sample")
     a = train(tiny_config(epochs=2, seed=7), data).history
@@ -52,7 +63,7 @@ def test_parity_task_trains_a_one_output_binary_model():
         cross_entropy("parity", result.probabilities, data.y_test % 2), rel=1e-6)
 
 
-def test_cancel_stops_within_one_batch_and_returns_nothing():
+def test_cancel_stops_at_the_next_check_and_returns_nothing():
     data = load_mnist("sample")
     batches = []
 
@@ -62,7 +73,7 @@ def test_cancel_stops_within_one_batch_and_returns_nothing():
 
     with pytest.raises(Cancelled):
         train(tiny_config(epochs=5), data, should_stop=should_stop)
-    assert len(batches) == 3  # the third check stopped it; no further batch ran
+    assert len(batches) == 3  # the third check stopped it; no further block of batches ran
 
 
 def test_early_stopping_keeps_the_best_weights():
@@ -86,7 +97,8 @@ def test_validation_schemes_follow_the_recipes():
     assert (holdout.n_fit, holdout.n_val) == (4000 - 666, 666)  # one sixth, as 10,000 of 60,000
     np.testing.assert_array_equal(holdout.x_val, data.x_train[-666:])
     fraction = split_data(tiny_config(validation="fraction", validation_size=0.25, train_size=400), data)
-    assert (fraction.n_fit, fraction.n_val, fraction.validation_split) == (300, 100, 0.25)
+    assert (fraction.n_fit, fraction.n_val) == (300, 100)  # Keras' validation_split: the last quarter
+    np.testing.assert_array_equal(fraction.x_val, data.x_train[300:400])
     test = split_data(tiny_config(validation="test"), data)
     assert test.x_val is data.x_test and "test images" in test.description
     with pytest.raises(ValueError, match="smaller than the 4000 training images"):
