@@ -124,7 +124,6 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
                         horizontal_spacing=0.02)
     for col, run in enumerate(runs, start=1):
         color = colors[run.run_id]
-        first = col == 1
         for row, (train_metric, val_metric) in enumerate((("loss", "val_loss"), ("accuracy", "val_accuracy")), 1):
             _add_curve(fig, run.history, train_metric, x, color, "training", smoothing, "solid", False, "training",
                        row=row, col=col)
@@ -183,7 +182,8 @@ def _cell_picker(matrix: pd.DataFrame) -> go.Scatter:
     rows, cols = np.meshgrid(np.arange(len(matrix.index)), np.arange(len(matrix.columns)), indexing="ij")
     return go.Scatter(
         x=[matrix.columns[c] for c in cols.ravel()], y=[matrix.index[r] for r in rows.ravel()], mode="markers",
-        marker=dict(size=30, color="rgba(0,0,0,0)", symbol="square"), customdata=np.stack([rows.ravel(), cols.ravel()], 1),
+        marker=dict(size=30, color="rgba(0,0,0,0)", symbol="square"),
+        customdata=np.stack([rows.ravel(), cols.ravel()], 1),
         hoverinfo="skip", showlegend=False, name="cells")
 
 

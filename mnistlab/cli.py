@@ -1,4 +1,4 @@
-"""Command line: ``python -m mnistlab train|runs|show|archs``.
+"""Command line: ``python -m mnistlab train|runs|show|report|export|import|archs``.
 
 Every command takes ``--json`` for scripts; bad arguments exit with status 2 and one line
 on stderr, never a traceback.
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--train-size", default=None, help="use only the first N training images")
     train.add_argument("--patience", default=None, help="early stopping patience in epochs (default: none)")
     train.add_argument("--seed", default=defaults.seed)
-    train.add_argument("--data", default=None, help="auto, sample or a path to an MNIST .npz (default: $MNISTLAB_DATA or auto)")
+    train.add_argument("--data", default=None,
+                       help="auto, sample or a path to an MNIST .npz (default: $MNISTLAB_DATA or auto)")
     common(train)
 
     runs = sub.add_parser("runs", help="list stored runs")
@@ -56,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one run's configuration, history and metrics")
     show.add_argument("run_id")
     common(show)
+    report = sub.add_parser("report", help="a standalone HTML report comparing runs")
+    report.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    report.add_argument("-o", "--output", default="report.html", help="where to write it (default report.html)")
+    common(report)
+    export = sub.add_parser("export", help="write runs into a .zip bundle")
+    export.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    export.add_argument("-o", "--output", default="runs.zip", help="where to write it (default runs.zip)")
+    common(export)
+    imp = sub.add_parser("import", help="import the runs of a .zip bundle")
+    imp.add_argument("bundle")
+    common(imp)
     archs = sub.add_parser("archs", help="architectures with their parameter counts")
     archs.add_argument("--task", default=None, help=f"one of {', '.join(TASKS)} (default: all)")
     common(archs, store=False)
@@ -160,17 +172,55 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def cmd_show(args) -> int:
+def _load(store, run_id: str):
     from mnistlab.store import BrokenRun, check_run_id
 
-    store = _store(args)
-    run_id = check_run_id(args.run_id.strip().lower())
+    run_id = check_run_id(run_id.strip().lower())
     try:
-        run = store.load(run_id)
+        return store.load(run_id)
     except KeyError:
         raise UsageError(f"no run {run_id} in {store.root}; list runs with: python -m mnistlab runs") from None
     except BrokenRun as exc:
         raise UsageError(str(exc)) from None
+
+
+def cmd_report(args) -> int:
+    from mnistlab.report import comparison_report
+
+    store = _store(args)
+    runs = [_load(store, run_id) for run_id in args.run_ids]
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(comparison_report(runs))
+    print(json.dumps({"report": args.output, "runs": [r.run_id for r in runs]}) if args.json
+          else f"wrote {args.output} ({len(runs)} runs)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from mnistlab.bundle import export_bundle
+
+    store = _store(args)
+    runs = [_load(store, run_id) for run_id in args.run_ids]
+    payload = export_bundle(store, [r.run_id for r in runs])
+    with open(args.output, "wb") as fh:
+        fh.write(payload)
+    print(json.dumps({"bundle": args.output, "runs": [r.run_id for r in runs], "bytes": len(payload)}) if args.json
+          else f"wrote {args.output} ({len(runs)} runs, {len(payload) / 2**20:.1f} MB)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from mnistlab.bundle import import_bundle
+
+    imported, present = import_bundle(_store(args), args.bundle)
+    print(json.dumps({"imported": imported, "already_present": present}) if args.json
+          else f"imported {len(imported)} run(s); {len(present)} already in the store")
+    return 0
+
+
+def cmd_show(args) -> int:
+    store = _store(args)
+    run = _load(store, args.run_id)
     if args.json:
         print(json.dumps({**_run_json(run), "history": run.history}))
         return 0
@@ -206,8 +256,10 @@ def cmd_archs(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        return {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "archs": cmd_archs}[args.command](args)
-    except (UsageError, ValueError, DataError) as exc:
+        commands = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "archs": cmd_archs,
+                    "report": cmd_report, "export": cmd_export, "import": cmd_import}
+        return commands[args.command](args)
+    except (UsageError, ValueError, DataError, OSError) as exc:  # PermissionError is an OSError
         print(f"mnistlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -137,7 +137,8 @@ def feature_maps(image, kernels: np.ndarray, biases: np.ndarray, activation: boo
     kernels = np.asarray(kernels, dtype=np.float64)
     biases = np.asarray(biases, dtype=np.float64)
     if kernels.ndim != 4 or kernels.shape[2] != 1 or biases.shape != (kernels.shape[3],):
-        raise ValueError(f"kernels must be (k, k, 1, filters) with biases (filters,), got {kernels.shape} and {biases.shape}")
+        raise ValueError(f"kernels must be (k, k, 1, filters) with biases (filters,), "
+                         f"got {kernels.shape} and {biases.shape}")
     scaled = _validate_image(image) / 255.0
     maps = np.stack([convolve(scaled, kernels[:, :, 0, f]) + biases[f] for f in range(kernels.shape[3])])
     return relu(maps) if activation else maps

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mnistlab.config import RunConfig
+from mnistlab.settings import LimitError
 from mnistlab.store import RunStore
 
 
@@ -27,16 +28,23 @@ def launch(store: RunStore, configs: Sequence[RunConfig]) -> list[str]:
     Returns the run ids the worker will train. The worker's output goes to
     ``.progress/worker-<pid>.log`` in the store.
     """
+    store.settings.refuse_writes("Training")
     todo: list[tuple[str, RunConfig]] = []
     for config in configs:
-        run_id, _ = store.resolve(config)
+        run_id, info = store.resolve(config)
         progress = store.progress(run_id)
         if store.exists(run_id) or (progress is not None and progress.status in ("queued", "training")):
             continue
+        store.check_allowed(config, info)
         if run_id not in {r for r, _ in todo}:
             todo.append((run_id, config))
     if not todo:
         return []
+    limit = store.settings.max_trainings
+    workers = {p.worker or p.run_id for p in store.in_progress() if p.status in ("queued", "training")}
+    if limit is not None and len(workers) >= limit:
+        raise LimitError(f"at most {limit} training(s) may run at once on this server (MNISTLAB_MAX_TRAININGS); "
+                         "wait for the one under way to finish")
     folder = store.root / ".progress"
     folder.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
@@ -82,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configs = [RunConfig.from_dict(values) for values in json.loads(args.configs)]
     store = RunStore(args.store)
+    store.worker = args.token
     with store.worker_lock(args.token):
         return 1 if work(store, configs) else 0
 

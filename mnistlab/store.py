@@ -39,6 +39,7 @@ from filelock import FileLock, Timeout
 from mnistlab.architectures import count_params
 from mnistlab.config import RunConfig
 from mnistlab.data import Dataset, SourceInfo, load_source, resolve_source
+from mnistlab.settings import Settings, load_settings
 from mnistlab.tasks import get_task
 
 ENV_STORE = "MNISTLAB_STORE"
@@ -185,6 +186,7 @@ class Progress:
     started: float
     updated: float
     message: str
+    worker: str = ""  # the worker process (see mnistlab.jobs) that trains it, if any
 
     @property
     def epochs_done(self) -> int:
@@ -218,9 +220,11 @@ def summarize_history(history: list[dict[str, Any]]) -> dict[str, Any]:
 class RunStore:
     """Finished runs and live progress under one root folder."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, settings: Settings | None = None):
         root = root if root is not None else (os.environ.get(ENV_STORE, "").strip() or DEFAULT_ROOT)
         self.root = Path(root).expanduser().resolve()
+        self.settings = settings if settings is not None else load_settings()
+        self.worker = ""  # set by a worker process (mnistlab.jobs) so its progress records name it
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
@@ -263,13 +267,14 @@ class RunStore:
             history = _read_json(path / "history.json")
             metrics = _read_json(path / "metrics.json")
             fingerprint = metrics["data"]["fingerprint"]
+            schema = int(stored["canonical"]["schema"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BrokenRun(run_id, f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
             raise BrokenRun(run_id, "history.json is not a list of epoch records")
         if not isinstance(metrics, dict):
             raise BrokenRun(run_id, "metrics.json is not an object")
-        if config.run_id(fingerprint) != run_id:
+        if config.run_id(fingerprint, schema) != run_id:
             raise BrokenRun(run_id, "its configuration hashes to another run id")
         return Run(run_id, path, config, history, metrics)
 
@@ -358,6 +363,7 @@ class RunStore:
             started=float(record.get("started", 0.0)),
             updated=updated,
             message=str(record.get("message", "")),
+            worker=str(record.get("worker", "")),
         )
 
     def in_progress(self) -> list[Progress]:
@@ -374,13 +380,15 @@ class RunStore:
         return sorted(found, key=lambda p: p.started, reverse=True)
 
     def request_cancel(self, run_id: str) -> None:
-        """Ask the process training ``run_id`` to stop (it stops within one batch)."""
+        """Ask the process training ``run_id`` to stop (it stops within one block of batches)."""
+        self.settings.refuse_writes("Cancelling a run")
         path = self._cancel_path(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
 
     def dismiss(self, run_id: str) -> None:
         """Forget the progress record of a run that is not training any more."""
+        self.settings.refuse_writes("Dismissing a run")
         if not self._is_locked(run_id):
             for path in (self._progress_path(run_id), self._cancel_path(run_id)):
                 path.unlink(missing_ok=True)
@@ -408,7 +416,7 @@ class RunStore:
         return False
 
     def _write_progress(self, run_id: str, config: RunConfig, status: str, history, started: float,
-                        message: str = "", worker: str = "") -> None:
+                        message: str = "", worker: str | None = None) -> None:
         path = self._progress_path(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json(path, _clean({
@@ -420,7 +428,7 @@ class RunStore:
             "started": started,
             "updated": time.time(),
             "pid": os.getpid(),
-            "worker": worker,
+            "worker": self.worker if worker is None else worker,
             "message": message,
         }))
 
@@ -445,6 +453,7 @@ class RunStore:
         run = self.lookup(run_id)
         if run is not None:
             return Obtained(run, cached=True)
+        self.check_allowed(config, dataset or info)
         lock = self._lock(run_id)
         waited = False
         while True:
@@ -466,6 +475,17 @@ class RunStore:
             return Obtained(self._train_locked(run_id, info, config, dataset, on_epoch, should_stop), cached=False)
         finally:
             lock.release()
+
+    def check_allowed(self, config: RunConfig, data: Dataset | SourceInfo) -> None:
+        """Raise ReadOnlyError or LimitError if this instance may not train ``config``."""
+        self.settings.refuse_writes("Training")
+        if self.settings.max_train_size is not None and config.train_size is None:
+            dataset = data if isinstance(data, Dataset) else load_source(data)
+            from mnistlab.training import split_data
+
+            self.settings.check_config(config, split_data(config, dataset).n_fit)
+        else:
+            self.settings.check_config(config)
 
     def _train_locked(self, run_id, info, config, dataset, on_epoch, should_stop) -> Run:
         from mnistlab.training import Cancelled, train
@@ -551,6 +571,7 @@ class RunStore:
     # -- housekeeping --------------------------------------------------------------
     def delete(self, run_id: str) -> None:
         """Remove a finished (or broken) run folder."""
+        self.settings.refuse_writes("Deleting a run")
         path = self.run_path(run_id)
         if not path.exists():
             raise KeyError(f"no run {run_id} in {self.root}")

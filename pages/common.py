@@ -9,6 +9,7 @@ import streamlit as st
 
 from mnistlab import RunStore
 from mnistlab.data import Dataset, SourceInfo, default_source, load_source, resolve_source
+from mnistlab.settings import Settings, load_settings
 from mnistlab.store import Run
 
 TRAIN_PAGE = "pages/train.py"
@@ -24,9 +25,102 @@ if PagesManager.uses_pages_directory:
     st.rerun()
 
 
+def settings() -> Settings:
+    """Hosting settings: environment variables, or the same names in Streamlit secrets."""
+    try:
+        secrets = dict(st.secrets)
+    except Exception:  # no secrets file: that is normal
+        secrets = {}
+    return load_settings(secrets=secrets)
+
+
 def store() -> RunStore:
-    """The run store ($MNISTLAB_STORE or cache/runs)."""
-    return RunStore()
+    """The run store ($MNISTLAB_STORE or cache/runs), with this instance's settings."""
+    return RunStore(settings=settings())
+
+
+def read_link(page: str) -> dict | None:
+    """The page's query parameters when they came from outside (a shared link, the first
+    visit), else None: what the page itself wrote is not read back."""
+    params = st.query_params.to_dict()
+    if st.session_state.get(f"{page}_link") == params:
+        return None
+    st.session_state[f"{page}_link"] = params
+    return params
+
+
+def write_link(page: str, params: dict[str, str]) -> None:
+    """Put the page's view in the address bar, so copying it reproduces the view."""
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    st.session_state[f"{page}_link"] = params
+
+
+def share_box(params: dict[str, str]) -> None:
+    """The full share link, with a copy button."""
+    from mnistlab.share import link
+
+    st.code(link(st.context.url, params), language=None, wrap_lines=True)
+    st.caption("Copy this link (or the address bar): it opens this exact view. Runs missing on the other side "
+               "can be trained there with one click.")
+
+
+def import_box() -> None:
+    """Import a run bundle (.zip) into the store; hidden on a read-only instance."""
+    if settings().read_only:
+        return
+    with st.expander("Import runs from a bundle (.zip)", icon=":material/upload:"):
+        upload = st.file_uploader("Run bundle", type=["zip"], key="import_bundle",
+                                  help="A .zip made by 'Run bundle' on Compare or `python -m mnistlab export`.")
+        if upload is not None and st.button("Import", key="import_go", icon=":material/upload:"):
+            from mnistlab.bundle import import_bundle
+
+            try:
+                imported, present = import_bundle(store(), upload.getvalue())
+            except (ValueError, PermissionError) as exc:
+                st.error(f"Nothing was imported: {exc}", icon=":material/error:")
+            else:
+                st.success(f"Imported {len(imported)} run(s); {len(present)} were already here.")
+
+
+def resolve_ref(ref, known: dict) -> str | None:
+    """The local run a link's reference means: its id, or the run its configuration trains to here."""
+    if ref.run_id in known:
+        return ref.run_id
+    if ref.config is not None:
+        local_id = store().resolve(ref.config.replace(data=default_source()))[0]
+        if local_id in known:
+            return local_id
+    return None
+
+
+def missing_runs_box(missing: list, key: str) -> None:
+    """Name the runs a link wants that this store lacks, and offer to train them."""
+    if not missing:
+        return
+    from mnistlab import jobs
+
+    with st.container(border=True):
+        st.markdown(f":material/link: **The link names {len(missing)} run(s) this store does not have:**")
+        for ref in missing:
+            st.markdown(f"- `{ref.run_id}` " + (ref.config.label() if ref.config else "(no configuration in the link)"))
+        trainable = [ref.config.replace(data=default_source()) for ref in missing if ref.config is not None]
+        if settings().read_only:
+            st.caption("This instance is read-only, so they cannot be trained here.")
+        elif trainable and st.button(f"Train the {len(trainable)} missing run(s)", key=f"{key}_train_missing",
+                                     icon=":material/play_arrow:"):
+            try:
+                jobs.launch(store(), trainable)
+            except ValueError as exc:
+                st.error(str(exc), icon=":material/error:")
+            else:
+                st.session_state[f"{key}_missing"] = []
+                st.success("Training started: follow it on the Train page. The runs show here when done.")
+
+
+def show_link_messages(messages: list[str]) -> None:
+    for message in messages:
+        st.warning(message, icon=":material/link_off:")
 
 
 @st.cache_resource(show_spinner="Looking for MNIST…")
@@ -87,6 +181,8 @@ def empty_state(what: str) -> None:
 def run_picker(label: str, choices: list[Run], key: str, index: int = 0, allow_none: bool = False,
                help: str | None = None) -> Run | None:
     options = ([None] if allow_none else []) + [r.run_id for r in choices]
+    if st.session_state.get(key, options[0] if options else None) not in options:  # e.g. a link's run elsewhere
+        st.session_state.pop(key, None)
     names = {r.run_id: f"{r.label}  ·  test acc {r.metrics['test_accuracy']:.4f}  ·  {r.run_id[:6]}" for r in choices}
     chosen = st.selectbox(label, options, index=min(index, len(options) - 1), key=key, help=help,
                           format_func=lambda rid: "— none —" if rid is None else names[rid])
@@ -103,4 +199,6 @@ def sidebar() -> None:
         st.caption(info.reason)
         active = [p for p in store().in_progress() if p.status in ("queued", "training")]
         busy = f":material/pending: **{len(active)} run(s) in progress** — see Train  \n" if active else ""
+        if settings().read_only:
+            busy += ":material/visibility: Read-only: browse, compare, inspect and explore filters.  \n"
         st.caption(f"{busy}Store: `{store().root}`")  # one element, always: no stale leftovers

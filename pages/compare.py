@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from mnistlab import charts
+from mnistlab import charts, share
 from pages import common
 
 st.title("Compare")
@@ -12,11 +14,34 @@ st.caption("Every stored run in one table. Pick runs to see their training histo
            "axes, or overlaid one metric at a time.")
 
 all_runs = common.runs()
+store = common.store()
+by_id = {r.run_id: r for r in all_runs}
+
+# A shared link (or the first visit) sets the view; afterwards the view writes the link.
+link = common.read_link("compare")
+if link is not None:
+    view, messages = share.parse_compare(link)
+    common.show_link_messages(messages)
+    found, missing = [], []
+    for ref in view.runs:
+        local = common.resolve_ref(ref, by_id)
+        if local is not None:
+            found.append(local)
+        else:
+            missing.append(ref)
+    st.session_state["compare_missing"] = missing
+    if view.runs:
+        for key in ("compare_tasks", "compare_archs", "compare_optimizers"):
+            st.session_state[key] = []
+        st.session_state["compare_selected"] = found
+    st.session_state.update(compare_mode=view.mode, compare_x=view.x, compare_metric=view.metric,
+                            compare_smoothing=view.smoothing)
+
+common.missing_runs_box(st.session_state.get("compare_missing", []), "compare")
 if not all_runs:
     common.empty_state("compare")
+    common.import_box()
     st.stop()
-
-store = common.store()
 colors = common.colors(all_runs)
 table = store.runs_frame(all_runs)
 
@@ -52,24 +77,33 @@ st.dataframe(shown[order], hide_index=True, width="stretch", column_config=COLUM
 st.caption(f"{len(shown)} of {len(table)} runs · click a column header to sort.")
 
 ids = list(shown["run_id"])
-by_id = {r.run_id: r for r in all_runs}
+for rid in st.session_state.get("compare_selected", []):  # runs chosen by a link stay choosable
+    if rid not in ids and rid in by_id:
+        ids.append(rid)
 names = {rid: f"{by_id[rid].label} · {rid[:6]}" for rid in ids}
 tasks_shown = [by_id[rid].config.task for rid in ids]
 main_task = max(tasks_shown, key=tasks_shown.count) if ids else None  # the task with most runs
 default = [rid for rid in ids if by_id[rid].config.task == main_task][:3]
-selected_ids = st.multiselect("Runs to compare", ids, default=default, key="compare_selected",
+if "compare_selected" not in st.session_state:
+    st.session_state["compare_selected"] = default
+selected_ids = st.multiselect("Runs to compare", ids, key="compare_selected",
                               format_func=names.get, placeholder="Pick runs from the table above")
 selected = [by_id[rid] for rid in selected_ids]
 if not selected:
     st.info("Pick at least one run to draw its history.", icon=":material/info:")
+    common.write_link("compare", {})
     st.stop()
 
+defaults = share.CompareView()
+for key, value in (("compare_mode", defaults.mode), ("compare_x", defaults.x), ("compare_metric", defaults.metric),
+                   ("compare_smoothing", defaults.smoothing)):
+    st.session_state.setdefault(key, value)
 c1, c2, c3, c4 = st.columns([1.2, 1.2, 1, 1.4])
-mode = c1.radio("Chart", ["side by side", "overlay"], horizontal=True, key="compare_mode")
+mode = c1.radio("Chart", list(share.COMPARE_MODES), horizontal=True, key="compare_mode")
 x_axis = c2.radio("X-axis", list(charts.X_AXES), horizontal=True, key="compare_x", format_func=charts.X_AXES.get)
-metric = c3.selectbox("Metric (overlay)", list(charts.METRICS), index=3, key="compare_metric",
+metric = c3.selectbox("Metric (overlay)", list(charts.METRICS), key="compare_metric",
                       format_func=charts.METRICS.get, disabled=mode != "overlay")
-smoothing = c4.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="compare_smoothing",
+smoothing = c4.slider("Smoothing", 0.0, 0.95, step=0.05, key="compare_smoothing",
                       help="Exponential moving average; the raw curve stays faint behind the smoothed one.")
 
 if mode == "side by side":
@@ -81,6 +115,39 @@ else:
 st.subheader("Summary")
 summary = store.runs_frame(selected)
 st.dataframe(summary[order], hide_index=True, width="stretch", column_config=COLUMNS, key="compare_summary")
-st.download_button("Download the selected histories (CSV)", charts.histories_frame(selected).to_csv(index=False),
-                   file_name="mnistlab-histories.csv", mime="text/csv", icon=":material/download:",
-                   key="compare_csv")
+
+view = share.CompareView(runs=tuple(share.RunRef(r.run_id, r.config) for r in selected), mode=mode, metric=metric,
+                         x=x_axis, smoothing=float(smoothing))
+params = view.to_params()
+common.write_link("compare", params)
+
+
+def report_html() -> str:
+    from mnistlab.report import comparison_report
+
+    return comparison_report(selected, smoothing=float(smoothing), x=x_axis)
+
+
+def bundle_zip() -> bytes:
+    from mnistlab.bundle import export_bundle
+
+    return export_bundle(store, [r.run_id for r in selected])
+
+
+histories = charts.histories_frame(selected)
+b1, b2, b3, b4, b5 = st.columns(5)
+with b1.popover("Copy share link", icon=":material/share:", width="stretch"):
+    common.share_box(params)
+b2.download_button("HTML report", report_html, file_name="mnistlab-report.html", mime="text/html",
+                   icon=":material/description:", key="compare_report", width="stretch",
+                   help="Charts, summary and configurations in one file that opens offline.")
+b3.download_button("Histories (CSV)", histories.to_csv(index=False), file_name="mnistlab-histories.csv",
+                   mime="text/csv", icon=":material/download:", key="compare_csv", width="stretch")
+b4.download_button("Histories (JSON)", json.dumps(histories.to_dict(orient="records")),
+                   file_name="mnistlab-histories.json", mime="application/json", icon=":material/data_object:",
+                   key="compare_json", width="stretch")
+b5.download_button("Run bundle (.zip)", bundle_zip, file_name="mnistlab-runs.zip", mime="application/zip",
+                   icon=":material/folder_zip:", key="compare_bundle", width="stretch",
+                   help="The selected runs with their models, to import on another machine.")
+
+common.import_box()

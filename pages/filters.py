@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnistlab import charts
-from mnistlab.filters import PRESETS, contributions, convolve, feature_maps, preset, relu, validate_kernel
+from mnistlab import charts, share
+from mnistlab.filters import PRESETS, contributions, convolve, feature_maps, pad_kernel, preset, relu, validate_kernel
 from pages import common
 
 OVERRIDE = "filters_override"  # session state: a learned kernel copied into the editor (no widget owns it)
@@ -19,11 +19,28 @@ st.caption("A convolution slides a small kernel over the image and sums the prod
 data = common.dataset()
 x_test, y_test = data.x_test, data.y_test
 
+link = common.read_link("filters")
+if link is not None:
+    view, messages = share.parse_filters(link, len(x_test))
+    if view.kernel is not None:
+        k = int(round(len(view.kernel) ** 0.5))
+        kernel_in = np.asarray(view.kernel).reshape(k, k)
+        if k in (1, 3):
+            kernel_in, k = pad_kernel(kernel_in, 3), 3
+        if k in (3, 5):
+            st.session_state[OVERRIDE] = {"kernel": kernel_in.tolist(), "size": k, "name": "from the link"}
+            st.session_state["filters_size"] = k
+        else:
+            messages.append("Ignored the link's 'kernel': the editor takes 3x3 and 5x5 kernels.")
+    common.show_link_messages(messages)
+    st.session_state.update(filters_pick="by test index", filters_index=view.index, filters_preset=view.preset,
+                            filters_padding=view.padding, filters_relu=view.relu)
+
 # -- the digit ---------------------------------------------------------------------------
 d1, d2, d3 = st.columns([1.2, 1, 1])
 pick = d1.radio("Digit", ["by test index", "random of a class"], horizontal=True, key="filters_pick")
 if pick == "by test index":
-    index = int(d2.number_input("Test image index", 0, len(x_test) - 1, 0, key="filters_index"))
+    index = int(d2.number_input("Test image index", 0, len(x_test) - 1, key="filters_index"))
 else:
     digit = d2.selectbox("Class", list(range(10)), key="filters_class")
     candidates = np.flatnonzero(y_test == digit)
@@ -61,6 +78,13 @@ try:
 except ValueError as exc:
     st.error(f"{exc}. Fill every cell of the kernel with a number.", icon=":material/error:")
     st.stop()
+
+edited = override is not None or not np.array_equal(kernel, preset(preset_name, size))
+common.write_link("filters", share.FiltersView(index=index, preset=preset_name,
+                                               kernel=tuple(kernel.ravel()) if edited else None,
+                                               padding=padding, relu=use_relu).to_params())
+with st.popover("Copy share link", icon=":material/share:"):
+    common.share_box(st.query_params.to_dict())
 
 output = convolve(image, kernel, padding=padding)
 shown = relu(output) if use_relu else output

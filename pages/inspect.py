@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mnistlab import charts, evaluation
+from mnistlab import charts, evaluation, share
 from mnistlab.tasks import get_task
 from pages import common
 
@@ -15,10 +15,29 @@ st.caption("The confusion matrix of a run, its per-class scores, and the test di
            "Click a cell of the matrix to see those digits.")
 
 all_runs = common.runs()
+by_id = {r.run_id: r for r in all_runs}
+link = common.read_link("inspect")
+if link is not None:
+    view, messages = share.parse_inspect(link)
+    common.show_link_messages(messages)
+    missing = []
+    for ref, key in ((view.run, "inspect_run"), (view.second, "inspect_second")):
+        if ref is None:
+            continue
+        local = common.resolve_ref(ref, by_id)
+        if local is None:
+            missing.append(ref)
+        else:
+            st.session_state[key] = local
+    st.session_state["inspect_missing"] = missing
+    st.session_state.update(inspect_true=view.true_class, inspect_pred=view.predicted_class,
+                            inspect_normalized=view.normalized)
+common.missing_runs_box(st.session_state.get("inspect_missing", []), "inspect")
 if not all_runs:
     common.empty_state("inspect")
     st.stop()
 
+share_slot = st.container()
 c1, c2 = st.columns(2)
 with c1:
     run = common.run_picker("Run", all_runs, key="inspect_run")
@@ -69,6 +88,9 @@ with right:
     st.markdown("**Misclassified test digits** — most confident mistakes first")
     f1, f2 = st.columns(2)
     name = lambda c: "any" if c is None else task.class_names[c]  # noqa: E731
+    for key in ("inspect_true", "inspect_pred"):  # a class this task does not have (e.g. from a link)
+        if st.session_state.get(key) not in [None] + classes:
+            st.session_state[key] = None
     true_class = f1.selectbox("True class", [None] + classes, key="inspect_true", format_func=name)
     predicted_class = f2.selectbox("Predicted class", [None] + classes, key="inspect_pred", format_func=name)
     wrong = evaluation.misclassified(run, true_class=true_class, predicted_class=predicted_class)
@@ -94,3 +116,10 @@ if second is not None:
         gallery(fixed, lambda r: f"#{r.index} {task.class_names[r.true]} (was {task.class_names[r.predicted_a]})")
         st.markdown(f"**Broken by the second run: {len(broken)}**")
         gallery(broken, lambda r: f"#{r.index} {task.class_names[r.true]} (now {task.class_names[r.predicted_b]})")
+
+params = share.InspectView(
+    run=share.RunRef(run.run_id, run.config), second=share.RunRef(second.run_id, second.config) if second else None,
+    true_class=true_class, predicted_class=predicted_class, normalized=normalized).to_params()
+common.write_link("inspect", params)
+with share_slot.popover("Copy share link", icon=":material/share:"):
+    common.share_box(params)

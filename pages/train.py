@@ -9,8 +9,15 @@ import streamlit as st
 
 from mnistlab import charts, jobs
 from mnistlab.architectures import ARCHITECTURES, count_params, summarize
-from mnistlab.config import (DEFAULT_FRACTION, DEFAULT_LEARNING_RATES, MAX_EPOCHS, OPTIMIZERS,
-                             VALIDATION_LABELS, VALIDATION_SCHEMES, RunConfig)
+from mnistlab.config import (
+    DEFAULT_FRACTION,
+    DEFAULT_LEARNING_RATES,
+    MAX_EPOCHS,
+    OPTIMIZERS,
+    VALIDATION_LABELS,
+    VALIDATION_SCHEMES,
+    RunConfig,
+)
 from mnistlab.data import default_source
 from mnistlab.store import Progress, Run
 from mnistlab.tasks import TASKS
@@ -24,13 +31,18 @@ def duration(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
 
 
-def launch(configs: list[RunConfig]) -> None:
-    started = jobs.launch(store, configs)
+def launch(configs: list[RunConfig]) -> bool:
+    try:
+        started = jobs.launch(store, configs)
+    except (ValueError, PermissionError) as exc:  # limits of a hosted instance
+        st.session_state["train_error"] = str(exc)
+        return False
     st.session_state.setdefault(LAUNCHED, set()).update(started)
     if started:
         st.toast(f"Started {len(started)} run(s) in the background.", icon=":material/rocket_launch:")
     else:
         st.toast("Nothing to start: these runs are stored or already under way.", icon=":material/info:")
+    return True
 
 
 def show_result(run: Run, note: str) -> None:
@@ -54,7 +66,9 @@ def progress_card(p: Progress) -> None:
     with st.container(border=True):
         head, button = st.columns([5, 1])
         head.markdown(f"**{p.config.label()}** &nbsp; `{p.run_id}`")
-        if p.status in ("queued", "training"):
+        if store.settings.read_only:
+            pass
+        elif p.status in ("queued", "training"):
             if button.button("Cancel", key=f"cancel_{p.run_id}", icon=":material/stop_circle:"):
                 store.request_cancel(p.run_id)
                 st.toast("Cancel requested: it stops within one batch.")
@@ -175,32 +189,44 @@ if config is not None:
                     "Cached: this configuration is already in the store, so it is shown without training.")
     elif progress is not None and progress.status in ("queued", "training"):
         st.info("This configuration is training now; follow it below.", icon=":material/pending:")
+    elif store.settings.read_only:
+        st.info("This instance is read-only: it shows stored runs but does not train. Run mnistlab on your own "
+                "machine to train this configuration.", icon=":material/visibility:")
     elif st.button(f"Train {config.label()}", type="primary", icon=":material/play_arrow:", key="train_launch"):
-        launch([config])
-        st.session_state["train_watching"] = True
+        if launch([config]):
+            st.session_state["train_watching"] = True
         st.rerun()
+    if "train_error" in st.session_state:
+        st.error(st.session_state.pop("train_error"), icon=":material/error:")
 
-with st.expander("Recipe comparisons: launch a whole recipe with one click", expanded=False):
-    st.caption(f"For the task chosen above ({task}). Lower the epochs for a quicker look.")
-    a, b = st.columns(2, gap="large")
-    with a:
-        st.markdown("**Keras MNIST recipe** — `mlp`, `cnn`, `deep_cnn`; SGD, batch 32, hold-out 50,000/10,000")
-        recipe_epochs = st.number_input("Epochs", 1, MAX_EPOCHS, 30, key="preset_keras_epochs")
-        if st.button("Launch the three recipe models", key="preset_keras", icon=":material/rocket_launch:"):
-            launch([RunConfig(task=task, arch=name, epochs=recipe_epochs, batch_size=32, optimizer="sgd",
-                              validation="holdout", data=default_source()) for name in ("mlp", "cnn", "deep_cnn")])
-            st.session_state["train_watching"] = True
-            st.rerun()
-    with b:
-        st.markdown("**Chapter 16** — `mlp_512`, `cnn_dropout`; Adam, batch 200, validation 0.25, "
-                    "early stopping patience 10")
-        chapter_epochs = st.number_input("Epochs", 1, MAX_EPOCHS, 30, key="preset_ch16_epochs")
-        if st.button("Launch the chapter-16 pair", key="preset_ch16", icon=":material/rocket_launch:"):
-            launch([RunConfig(task=task, arch=name, epochs=chapter_epochs, batch_size=200, optimizer="adam",
-                              validation="fraction", validation_size=0.25, patience=10, data=default_source())
-                    for name in ("mlp_512", "cnn_dropout")])
-            st.session_state["train_watching"] = True
-            st.rerun()
+
+def presets_section() -> None:
+    with st.expander("Recipe comparisons: launch a whole recipe with one click", expanded=False):
+        st.caption(f"For the task chosen above ({task}). Lower the epochs for a quicker look.")
+        a, b = st.columns(2, gap="large")
+        with a:
+            st.markdown("**Keras MNIST recipe** — `mlp`, `cnn`, `deep_cnn`; SGD, batch 32, hold-out 50,000/10,000")
+            recipe_epochs = st.number_input("Epochs", 1, MAX_EPOCHS, 30, key="preset_keras_epochs")
+            if st.button("Launch the three recipe models", key="preset_keras", icon=":material/rocket_launch:"):
+                recipe = [RunConfig(task=task, arch=name, epochs=recipe_epochs, batch_size=32, optimizer="sgd",
+                                    validation="holdout", data=default_source()) for name in ("mlp", "cnn", "deep_cnn")]
+                if launch(recipe):
+                    st.session_state["train_watching"] = True
+                st.rerun()
+        with b:
+            st.markdown("**Chapter 16** — `mlp_512`, `cnn_dropout`; Adam, batch 200, validation 0.25, "
+                        "early stopping patience 10")
+            chapter_epochs = st.number_input("Epochs", 1, MAX_EPOCHS, 30, key="preset_ch16_epochs")
+            if st.button("Launch the chapter-16 pair", key="preset_ch16", icon=":material/rocket_launch:"):
+                if launch([RunConfig(task=task, arch=name, epochs=chapter_epochs, batch_size=200, optimizer="adam",
+                                     validation="fraction", validation_size=0.25, patience=10, data=default_source())
+                           for name in ("mlp_512", "cnn_dropout")]):
+                    st.session_state["train_watching"] = True
+                st.rerun()
+
+
+if not store.settings.read_only:
+    presets_section()
 
 has_active = any(p.status in ("queued", "training") for p in store.in_progress())
 if has_active:

@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from mnistlab.evaluation import (confusion_difference, confusion_matrix, fixed_and_broken, misclassified,
-                                 per_class_report)
+from mnistlab.evaluation import (
+    confusion_difference,
+    confusion_matrix,
+    fixed_and_broken,
+    misclassified,
+    per_class_report,
+)
 
 
 def test_confusion_matrix_counts_every_test_image(trained_store):

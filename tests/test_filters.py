@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from mnistlab.filters import (PRESETS, contributions, convolve, feature_maps, pad_kernel, preset,
-                              validate_kernel)
+from mnistlab.filters import PRESETS, contributions, convolve, feature_maps, pad_kernel, preset, validate_kernel
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

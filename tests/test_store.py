@@ -157,3 +157,17 @@ def test_runs_frame_has_one_row_per_run_with_key_figures(store):
     assert {"run_id", "arch", "test_accuracy", "best_val_accuracy", "best_epoch", "params",
             "train_seconds"} <= set(frame.columns)
     assert os.path.isdir(store.root)
+
+
+def test_runs_of_an_older_schema_stay_readable_but_are_not_reused(store):
+    config = tiny_config()
+    run = store.get_or_train(config).run
+    fingerprint = run.metrics["data"]["fingerprint"]
+    old_id = config.run_id(fingerprint, schema=1)
+    stored = json.loads((run.path / "config.json").read_text())
+    stored["canonical"]["schema"] = 1
+    (run.path / "config.json").write_text(json.dumps(stored))
+    os.rename(run.path, store.root / old_id)
+    assert store.load(old_id).config == config  # still listed and readable
+    assert [r.run_id for r in store.list_runs().runs] == [old_id]
+    assert store.lookup(run.run_id) is None  # the current trainer's id is a different run

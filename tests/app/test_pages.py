@@ -1,10 +1,9 @@
-import json
 import time
 
 import pytest
 
 from tests.app.conftest import PAGES, open_page
-from tests.conftest import ROOT, run_python, tiny_config
+from tests.conftest import run_python
 
 
 def errors(app):
