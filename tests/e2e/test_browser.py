@@ -1,0 +1,157 @@
+"""What a person does in the app, in a real Chromium against the real server."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PLOT = '[data-testid="stPlotlyChart"]'
+
+
+def wait_until(predicate, seconds: float = 60, step: float = 0.25) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def set_number(app, label: str, value: int) -> None:
+    box = app.page.get_by_role("spinbutton", name=label).first
+    box.fill(str(value))
+    box.press("Enter")
+    app.settle()
+
+
+def choose(app, label: str, option: str) -> None:
+    """Pick an option of a selectbox by its label."""
+    app.page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    app.page.get_by_role("option", name=option, exact=True).click()
+    app.settle()
+
+
+def configure_tiny_run(app, epochs: int) -> None:
+    choose(app, "Architecture", "mlp  (Keras MNIST recipe (MLP))")
+    set_number(app, "Epochs", epochs)
+    choose(app, "Validation", "fraction: Keras validation_split of the training images")
+    app.page.get_by_text("Training-set size, early stopping, seed").click()
+    app.page.get_by_text("Use only the first N training images").click()
+    app.settle()
+    set_number(app, "Training images", 1500)
+
+
+def test_train_shows_live_progress_then_the_result_and_then_marks_it_cached(app):
+    app.open()
+    configure_tiny_run(app, epochs=40)
+    app.page.get_by_role("button", name=re.compile(r"^Train mlp")).click()
+    progress = app.page.locator('[data-testid="stProgress"]')
+    assert wait_until(lambda: progress.count() > 0, 60), "no progress bar appeared"
+    seen = set()
+
+    def epochs_seen():
+        text = progress.first.inner_text() if progress.count() else ""
+        match = re.search(r"Epoch (\d+) of 40", text)
+        if match:
+            seen.add(int(match.group(1)))
+        return len(seen) >= 2 and max(seen) > min(seen)
+
+    assert wait_until(epochs_seen, 120), f"the progress bar did not advance: {seen}"
+    # The only chart while an unstored configuration trains is the live one in its progress card.
+    assert wait_until(lambda: progress.count() > 0 and traces(app) >= 2, 60), "no live curves"
+    app.screenshot("train-progress")
+    assert wait_until(lambda: app.page.get_by_text("Trained just now").count() > 0, 180), "training never finished"
+    app.settle()
+    app.assert_healthy()
+
+    app.open()  # a reload: same configuration again
+    configure_tiny_run(app, epochs=40)
+    assert app.page.get_by_text("Cached: this configuration is already in the store").count() == 1
+    assert app.page.get_by_role("button", name=re.compile(r"^Train mlp")).count() == 0
+    app.screenshot("train")
+    app.assert_healthy()
+
+
+def traces(app, selector=".scatterlayer .trace"):
+    return app.page.locator(f"{PLOT} {selector}").count()
+
+
+def test_compare_draws_every_run_switches_views_and_downloads_csv(app, e2e_store):
+    _, runs = e2e_store
+    app.open()
+    app.goto_page("Compare")
+    tags = app.page.locator('[data-testid="stMultiSelect"]').filter(has_text="Runs to compare")
+    assert wait_until(lambda: tags.get_by_text(runs["mlp"].label).count() > 0 and
+                      tags.get_by_text(runs["cnn"].label).count() > 0, 30)
+    assert wait_until(lambda: traces(app) >= 2 * 2 * 2, 30)  # 2 runs x (loss, accuracy) x (train, val)
+    app.screenshot("compare")
+    app.page.get_by_text("overlay", exact=True).click()
+    app.settle()
+    assert wait_until(lambda: app.page.locator(f"{PLOT} .gtitle").filter(has_text="validation accuracy").count(), 30)
+    assert traces(app) >= 2
+    before = traces(app)
+    slider = app.page.locator('[data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    for _ in range(6):
+        slider.press("ArrowRight")
+    app.settle()
+    assert wait_until(lambda: traces(app) > before, 30)  # smoothing adds the faint raw curves
+    assert float(re.search(r"smoothing=([0-9.]+)", app.page.url).group(1)) > 0  # the link follows the view
+    with app.page.expect_download() as download:
+        app.page.get_by_role("button", name="Histories (CSV)").click()
+    csv = open(download.value.path()).read()
+    assert csv.splitlines()[0].startswith("run_id,label,epoch")
+    app.assert_healthy()
+
+
+def test_a_shared_compare_link_opens_the_same_view(app, e2e_store):
+    _, runs = e2e_store
+    app.open()
+    app.goto_page("Compare")
+    app.page.get_by_text("overlay", exact=True).click()
+    app.settle()
+    shared = app.page.url
+    assert "mode=overlay" in shared and runs["mlp"].run_id in shared
+    app.page.goto("about:blank")
+    app.page.goto(shared)
+    app.settle()
+    assert wait_until(lambda: app.page.locator(f"{PLOT} .gtitle").filter(has_text="validation accuracy").count(), 30)
+    app.assert_healthy()
+
+
+def test_inspect_draws_the_confusion_matrix_and_the_mistakes(app):
+    app.open()
+    app.goto_page("Inspect")
+    assert wait_until(lambda: app.page.locator(f"{PLOT} .heatmaplayer").count() >= 1, 30)
+    images = app.page.locator('[data-testid="stImage"] img')
+    assert wait_until(lambda: images.count() > 0, 30)
+    assert images.first.evaluate("img => img.naturalWidth") == 28
+    app.screenshot("inspect")
+    app.assert_healthy()
+
+
+def test_filters_preset_changes_the_output(app):
+    app.open()
+    app.goto_page("Filters")
+    caption = app.page.get_by_text(re.compile(r"^Output values from"))
+    assert wait_until(lambda: caption.count() == 1, 30)
+    identity = caption.inner_text()
+    choose(app, "Preset", "sobel x")
+    assert wait_until(lambda: caption.inner_text() != identity, 30)
+    assert app.page.locator(f"{PLOT} .heatmaplayer").count() >= 3
+    assert "preset=sobel+x" in app.page.url or "preset=sobel%20x" in app.page.url
+    app.screenshot("filters")
+    app.assert_healthy()
+
+
+def test_data_shows_a_grid_of_25_samples(app):
+    app.open()
+    app.goto_page("Data")
+    grid = app.page.locator(PLOT).filter(has=app.page.locator(".heatmaplayer")).first
+    assert wait_until(lambda: grid.locator(".hm").count() == 25, 30)
+    app.screenshot("data")
+    app.assert_healthy()
