@@ -1,8 +1,19 @@
 import pytest
 
 from mnistlab.config import RunConfig
-from mnistlab.share import (MAX_RUNS, CompareView, FiltersView, InspectView, RunRef, decode_config, encode_config,
-                            link, parse_compare, parse_filters, parse_inspect)
+from mnistlab.share import (
+    MAX_RUNS,
+    CompareView,
+    FiltersView,
+    InspectView,
+    RunRef,
+    decode_config,
+    encode_config,
+    link,
+    parse_compare,
+    parse_filters,
+    parse_inspect,
+)
 
 CONFIGS = [
     RunConfig(),
