@@ -33,7 +33,7 @@ def launch(store: RunStore, configs: Sequence[RunConfig]) -> list[str]:
     for config in configs:
         run_id, info = store.resolve(config)
         progress = store.progress(run_id)
-        if store.exists(run_id) or (progress is not None and progress.status in ("queued", "training")):
+        if store.exists(run_id) or (progress is not None and progress.is_active):
             continue
         store.check_allowed(config, info)
         if run_id not in {r for r, _ in todo}:
@@ -41,7 +41,7 @@ def launch(store: RunStore, configs: Sequence[RunConfig]) -> list[str]:
     if not todo:
         return []
     limit = store.settings.max_trainings
-    workers = {p.worker or p.run_id for p in store.in_progress() if p.status in ("queued", "training")}
+    workers = {p.worker or p.run_id for p in store.in_progress() if p.is_active}
     if limit is not None and len(workers) >= limit:
         raise LimitError(f"at most {limit} training(s) may run at once on this server (MNISTLAB_MAX_TRAININGS); "
                          "wait for the one under way to finish")

@@ -194,7 +194,8 @@ class Progress:
 
     @property
     def is_active(self) -> bool:
-        return self.status == "training"
+        """Queued or training: a worker will still produce this run."""
+        return self.status in ("queued", "training")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -197,7 +197,7 @@ def sidebar() -> None:
         icon = ":material/check_circle:" if info.kind in ("file", "keras") else ":material/info:"
         st.markdown(f"{icon} **Data:** {info.title}")
         st.caption(info.reason)
-        active = [p for p in store().in_progress() if p.status in ("queued", "training")]
+        active = [p for p in store().in_progress() if p.is_active]
         busy = f":material/pending: **{len(active)} run(s) in progress** — see Train  \n" if active else ""
         if settings().read_only:
             busy += ":material/visibility: Read-only: browse, compare, inspect and explore filters.  \n"

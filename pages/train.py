@@ -68,7 +68,7 @@ def progress_card(p: Progress) -> None:
         head.markdown(f"**{p.config.label()}** &nbsp; `{p.run_id}`")
         if store.settings.read_only:
             pass
-        elif p.status in ("queued", "training"):
+        elif p.is_active:
             if button.button("Cancel", key=f"cancel_{p.run_id}", icon=":material/stop_circle:"):
                 store.request_cancel(p.run_id)
                 st.toast("Cancel requested: it stops within one batch.")
@@ -98,7 +98,7 @@ def progress_card(p: Progress) -> None:
 
 def live_section() -> None:
     progress = store.in_progress()
-    if st.session_state.get("train_watching") and not any(p.status in ("queued", "training") for p in progress):
+    if st.session_state.get("train_watching") and not any(p.is_active for p in progress):
         st.session_state["train_watching"] = False
         st.rerun(scope="app")  # something just finished: show it and stop polling
     if progress:
@@ -187,7 +187,7 @@ if config is not None:
         fresh = run_id in st.session_state.get(LAUNCHED, set())
         show_result(run, "Trained just now and stored." if fresh else
                     "Cached: this configuration is already in the store, so it is shown without training.")
-    elif progress is not None and progress.status in ("queued", "training"):
+    elif progress is not None and progress.is_active:
         st.info("This configuration is training now; follow it below.", icon=":material/pending:")
     elif store.settings.read_only:
         st.info("This instance is read-only: it shows stored runs but does not train. Run mnistlab on your own "
@@ -228,7 +228,7 @@ def presets_section() -> None:
 if not store.settings.read_only:
     presets_section()
 
-has_active = any(p.status in ("queued", "training") for p in store.in_progress())
+has_active = any(p.is_active for p in store.in_progress())
 if has_active:
     st.session_state["train_watching"] = True
 st.fragment(live_section, run_every=1.0 if has_active else None)()
