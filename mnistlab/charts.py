@@ -137,6 +137,7 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
                              marker=dict(symbol="star", size=12, color="#bbb", line=dict(color="black", width=1))),
                   row=1, col=1)
     _integer_epochs(fig, runs, x)
+    fig.update_xaxes(matches="x")  # one x range for every panel: runs compare at a glance
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text=X_AXES[x], row=2)

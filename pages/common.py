@@ -180,12 +180,14 @@ def empty_state(what: str) -> None:
 
 def run_picker(label: str, choices: list[Run], key: str, index: int = 0, allow_none: bool = False,
                help: str | None = None) -> Run | None:
-    options = ([None] if allow_none else []) + [r.run_id for r in choices]
+    """A selectbox of runs; with ``allow_none`` its first option is "none" (returned as None)."""
+    options = ([""] if allow_none else []) + [r.run_id for r in choices]  # "": none (a None state shows blank)
     if st.session_state.get(key, options[0] if options else None) not in options:  # e.g. a link's run elsewhere
         st.session_state.pop(key, None)
     names = {r.run_id: f"{r.label}  ·  test acc {r.metrics['test_accuracy']:.4f}  ·  {r.run_id[:6]}" for r in choices}
-    chosen = st.selectbox(label, options, index=min(index, len(options) - 1), key=key, help=help,
-                          format_func=lambda rid: "— none —" if rid is None else names[rid])
+    start = {} if key in st.session_state else {"index": min(index, len(options) - 1)}  # state wins when set
+    chosen = st.selectbox(label, options, key=key, help=help,
+                          format_func=lambda rid: "— none —" if rid == "" else names[rid], **start)
     return next((r for r in choices if r.run_id == chosen), None)
 
 

@@ -95,7 +95,7 @@ a.plotly_chart(charts.matrix_heatmap(image, f"input: test digit #{index} ({y_tes
 b.plotly_chart(charts.matrix_heatmap(kernel, f"kernel ({source})", colorscale="RdBu", zmid=0, show_values=True,
                                      height=260), key="filters_kernel")
 c.plotly_chart(charts.matrix_heatmap(shown, f"output {shown.shape[0]}×{shown.shape[1]}"
-                                     + (" after ReLU" if use_relu else ""), colorscale="RdBu_r" if not use_relu
+                                     + (" after ReLU" if use_relu else ""), colorscale="RdBu" if not use_relu
                                      else "gray_r", zmid=0 if not use_relu else None), key="filters_output")
 st.caption(f"Output values from {shown.min():.3f} to {shown.max():.3f} (mean {shown.mean():.3f}); "
            "inputs are pixels scaled to 0–1, as in training. Hover for values.")

@@ -9,6 +9,7 @@ from mnistlab.tasks import get_task
 from pages import common
 
 GALLERY_SIZE = 40
+ANY = -1  # the class filters' "any" (None in a selectbox's state would show as no choice)
 
 st.title("Inspect")
 st.caption("The confusion matrix of a run, its per-class scores, and the test digits it gets wrong. "
@@ -30,7 +31,8 @@ if link is not None:
         else:
             st.session_state[key] = local
     st.session_state["inspect_missing"] = missing
-    st.session_state.update(inspect_true=view.true_class, inspect_pred=view.predicted_class,
+    st.session_state.update(inspect_true=ANY if view.true_class is None else view.true_class,
+                            inspect_pred=ANY if view.predicted_class is None else view.predicted_class,
                             inspect_normalized=view.normalized)
 common.missing_runs_box(st.session_state.get("inspect_missing", []), "inspect")
 if not all_runs:
@@ -87,12 +89,14 @@ with left:
 with right:
     st.markdown("**Misclassified test digits** — most confident mistakes first")
     f1, f2 = st.columns(2)
-    name = lambda c: "any" if c is None else task.class_names[c]  # noqa: E731
+    name = lambda c: "any" if c == ANY else task.class_names[c]  # noqa: E731
     for key in ("inspect_true", "inspect_pred"):  # a class this task does not have (e.g. from a link)
-        if st.session_state.get(key) not in [None] + classes:
-            st.session_state[key] = None
-    true_class = f1.selectbox("True class", [None] + classes, key="inspect_true", format_func=name)
-    predicted_class = f2.selectbox("Predicted class", [None] + classes, key="inspect_pred", format_func=name)
+        if st.session_state.get(key) not in [ANY] + classes:
+            st.session_state[key] = ANY
+    true_choice = f1.selectbox("True class", [ANY] + classes, key="inspect_true", format_func=name)
+    predicted_choice = f2.selectbox("Predicted class", [ANY] + classes, key="inspect_pred", format_func=name)
+    true_class = None if true_choice == ANY else true_choice
+    predicted_class = None if predicted_choice == ANY else predicted_choice
     wrong = evaluation.misclassified(run, true_class=true_class, predicted_class=predicted_class)
     if true_class is not None and true_class == predicted_class:
         st.caption("That cell is the diagonal: those digits are right, not mistakes.")

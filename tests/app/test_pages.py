@@ -103,6 +103,8 @@ def test_changing_the_kernel_preset_changes_the_output(filled_store):
 def test_inspect_filters_mistakes_and_compares_two_runs(filled_store):
     _, runs = filled_store
     app = open_page("pages/inspect.py")
+    for key in ("inspect_true", "inspect_pred", "inspect_second"):  # shown as a choice, not left blank
+        assert app.selectbox(key=key).index == 0 and app.selectbox(key=key).options[0] in ("any", "— none —")
     app.selectbox(key="inspect_run").set_value(runs["mlp"].run_id).run()
     app.selectbox(key="inspect_true").set_value(3).run()
     assert errors(app) == []
