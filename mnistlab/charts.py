@@ -178,14 +178,19 @@ def live_history(history: list[dict], epochs_total: int, title: str = "") -> go.
     return fig
 
 
-def _cell_picker(matrix: pd.DataFrame) -> go.Scatter:
-    """Transparent markers on every cell, so a click on a cell selects (true, predicted)."""
+def _cell_picker(matrix: pd.DataFrame, fmt: str) -> go.Scatter:
+    """Transparent markers on every cell, so a click on a cell selects (true, predicted).
+
+    They carry the hover text too: a trace with hover switched off would not get clicks.
+    """
     rows, cols = np.meshgrid(np.arange(len(matrix.index)), np.arange(len(matrix.columns)), indexing="ij")
+    values = matrix.to_numpy()[rows.ravel(), cols.ravel()]
     return go.Scatter(
         x=[matrix.columns[c] for c in cols.ravel()], y=[matrix.index[r] for r in rows.ravel()], mode="markers",
         marker=dict(size=30, color="rgba(0,0,0,0)", symbol="square"),
-        customdata=np.stack([rows.ravel(), cols.ravel()], 1),
-        hoverinfo="skip", showlegend=False, name="cells")
+        customdata=np.stack([rows.ravel(), cols.ravel(), values], 1),
+        hovertemplate=f"true %{{y}}, predicted %{{x}}: %{{customdata[2]:{fmt}}}<extra>click to see them</extra>",
+        showlegend=False, name="cells")
 
 
 def confusion_heatmap(matrix: pd.DataFrame, normalized: bool = False, title: str = "",
@@ -201,7 +206,8 @@ def confusion_heatmap(matrix: pd.DataFrame, normalized: bool = False, title: str
         z=z, x=list(matrix.columns), y=list(matrix.index), colorscale="Blues", texttemplate=f"%{{z:{fmt}}}",
         hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False))
     if selectable:
-        fig.add_trace(_cell_picker(matrix))
+        fig.data[0].hoverinfo = "skip"
+        fig.add_trace(_cell_picker(matrix, fmt))
     _layout(fig, hovermode="closest", title=title, height=460,
                       xaxis=dict(title="predicted", type="category", side="top"),
                       yaxis=dict(title="true", type="category", autorange="reversed"))

@@ -76,12 +76,13 @@ with left:
     matrix = evaluation.confusion_matrix(run, normalize=normalized)
     event = st.plotly_chart(charts.confusion_heatmap(matrix, normalized, title="Confusion matrix", selectable=True),
                             on_select="rerun", selection_mode="points", key="inspect_matrix")
-    points = [p for p in (event.selection.points if event else []) if p.get("customdata") is not None]
-    if points:
-        cell = tuple(int(v) for v in points[0]["customdata"][:2])
-        if st.session_state.get("inspect_last_cell") != cell:  # a new click sets the filters below
-            st.session_state["inspect_last_cell"] = cell
-            st.session_state["inspect_true"], st.session_state["inspect_pred"] = cell
+    points = event.selection.points if event else []
+    labels = list(task.class_names)
+    cells = [(labels.index(str(p["y"])), labels.index(str(p["x"]))) for p in points
+             if str(p.get("y")) in labels and str(p.get("x")) in labels]
+    if cells and st.session_state.get("inspect_last_cell") != cells[0]:  # a new click sets the filters
+        st.session_state["inspect_last_cell"] = cells[0]
+        st.session_state["inspect_true"], st.session_state["inspect_pred"] = cells[0]
     st.markdown("**Per-class precision, recall and F1**")
     st.dataframe(evaluation.per_class_report(run), width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})

@@ -131,6 +131,17 @@ def test_inspect_draws_the_confusion_matrix_and_the_mistakes(app):
     assert wait_until(lambda: images.count() > 0, 30)
     assert images.first.evaluate("img => img.naturalWidth") == 28
     app.screenshot("inspect")
+
+    # Clicking a cell of the matrix (true 3, predicted 5) shows those digits.
+    area = app.page.locator(f"{PLOT} .nsewdrag").first.bounding_box()
+    x, y = area["x"] + area["width"] * 5.5 / 10, area["y"] + area["height"] * 3.5 / 10
+    app.page.mouse.move(x, y)
+    app.page.mouse.click(x, y)
+    app.settle()
+    assert wait_until(lambda: "true=3" in app.page.url and "pred=5" in app.page.url, 30), app.page.url
+    captions = app.page.locator('[data-testid="stImageCaption"]')
+    assert wait_until(lambda: all("3→5" in c for c in captions.all_inner_texts()) and
+                      (captions.count() > 0 or app.page.get_by_text("No digits here.").count() > 0), 30)
     app.assert_healthy()
 
 
