@@ -1,4 +1,4 @@
-"""Command line: ``python -m mnistlab train|runs|show|report|export|import|archs``.
+"""Command line: ``python -m mnistlab train|runs|show|report|export|import|delete|archs``.
 
 Every command takes ``--json`` for scripts; bad arguments exit with status 2 and one line
 on stderr, never a traceback.
@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import the runs of a .zip bundle")
     imp.add_argument("bundle")
     common(imp)
+    delete = sub.add_parser("delete", help="delete stored runs")
+    delete.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    common(delete)
     archs = sub.add_parser("archs", help="architectures with their parameter counts")
     archs.add_argument("--task", default=None, help=f"one of {', '.join(TASKS)} (default: all)")
     common(archs, store=False)
@@ -218,6 +221,20 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_delete(args) -> int:
+    from mnistlab.store import check_run_id
+
+    store = _store(args)
+    run_ids = [check_run_id(run_id.strip().lower()) for run_id in args.run_ids]
+    missing = [run_id for run_id in run_ids if not store.run_path(run_id).exists()]
+    if missing:
+        raise UsageError(f"no run {', '.join(missing)} in {store.root}; nothing was deleted")
+    for run_id in run_ids:
+        store.delete(run_id)
+    print(json.dumps({"deleted": run_ids}) if args.json else f"deleted {len(run_ids)} run(s)")
+    return 0
+
+
 def cmd_show(args) -> int:
     store = _store(args)
     run = _load(store, args.run_id)
@@ -257,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "archs": cmd_archs,
-                    "report": cmd_report, "export": cmd_export, "import": cmd_import}
+                    "report": cmd_report, "export": cmd_export, "import": cmd_import, "delete": cmd_delete}
         return commands[args.command](args)
     except (UsageError, ValueError, DataError, OSError) as exc:  # PermissionError is an OSError
         print(f"mnistlab: error: {exc}", file=sys.stderr)

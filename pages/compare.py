@@ -150,4 +150,14 @@ b5.download_button("Run bundle (.zip)", bundle_zip, file_name="mnistlab-runs.zip
                    icon=":material/folder_zip:", key="compare_bundle", width="stretch",
                    help="The selected runs with their models, to import on another machine.")
 
+if not store.settings.read_only:
+    with st.popover("Delete the selected runs", icon=":material/delete:"):
+        st.markdown(f"Delete **{len(selected)} run(s)** from the store? This cannot be undone; export a bundle "
+                    "first to keep them.")
+        if st.button("Delete them", key="compare_delete", type="primary"):
+            for run in selected:
+                store.delete(run.run_id)
+            st.session_state.pop("compare_selected", None)
+            st.rerun()
+
 common.import_box()

@@ -33,6 +33,10 @@ def test_train_prints_epochs_then_says_cached_the_second_time(tmp_path):
     assert len(shown["history"]) == 2 and shown["config"] == result["config"]
     text = cli("show", result["run_id"], store=tmp_path).stdout
     assert "test accuracy" in text
+    assert cli("delete", "0123456789abcdef", store=tmp_path).returncode == 2  # unknown: nothing deleted
+    deleted = cli("delete", result["run_id"], "--json", store=tmp_path)
+    assert json.loads(deleted.stdout) == {"deleted": [result["run_id"]]}
+    assert json.loads(cli("runs", "--json", store=tmp_path).stdout)["runs"] == []
 
 
 def test_archs_json_lists_parameter_counts():

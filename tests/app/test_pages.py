@@ -141,3 +141,20 @@ def test_pages_that_only_read_runs_do_not_import_tensorflow(filled_store):
     result = run_python(code, env={"MNISTLAB_STORE": str(store.root)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_deleting_the_selected_runs_from_compare(filled_store, tmp_path, monkeypatch):
+    import shutil
+
+    store, runs = filled_store
+    copy = tmp_path / "copy"
+    shutil.copytree(store.root, copy, ignore=shutil.ignore_patterns(".locks", ".progress", ".tmp"))
+    monkeypatch.setenv("MNISTLAB_STORE", str(copy))
+    app = open_page("pages/compare.py")
+    app.multiselect(key="compare_selected").set_value([runs["mlp"].run_id]).run()
+    app.button(key="compare_delete").click().run()
+    assert errors(app) == []
+    from mnistlab import RunStore
+
+    assert sorted(r.run_id for r in RunStore(copy).list_runs().runs) == sorted(
+        r.run_id for k, r in runs.items() if k != "mlp")

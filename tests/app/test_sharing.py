@@ -108,5 +108,6 @@ def test_read_only_mode_hides_the_writing_actions(filled_store, monkeypatch):
     assert any("read-only" in i.value for i in train.info)
     compare = open_page("pages/compare.py")
     assert not any("Import runs" in e.label for e in compare.expander)
+    assert [b for b in compare.button if b.key == "compare_delete"] == []
     missing = open_link("pages/compare.py", {"runs": f"0123456789abcdef~{encode_config(tiny_config())}"})
     assert [b for b in missing.button if b.key == "compare_train_missing"] == []
