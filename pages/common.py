@@ -83,15 +83,21 @@ def import_box() -> None:
                 st.success(f"Imported {len(imported)} run(s); {len(present)} were already here.")
 
 
-def resolve_ref(ref, known: dict) -> str | None:
-    """The local run a link's reference means: its id, or the run its configuration trains to here."""
-    if ref.run_id in known:
-        return ref.run_id
-    if ref.config is not None:
-        local_id = store().resolve(ref.config.replace(data=default_source()))[0]
-        if local_id in known:
-            return local_id
-    return None
+def resolve_refs(refs, known: dict) -> tuple[list, list]:
+    """The local run ids a link's references mean (None where this store lacks the run), and
+    the references it lacks. A reference matches by id, or by the run its configuration
+    trains to here (another data source gives another id)."""
+    here = store()
+    resolved, missing = [], []
+    for ref in refs:
+        local = ref.run_id if ref.run_id in known else None
+        if local is None and ref.config is not None:
+            local_id = here.resolve(ref.config.replace(data=default_source()))[0]
+            local = local_id if local_id in known else None
+        resolved.append(local)
+        if local is None:
+            missing.append(ref)
+    return resolved, missing
 
 
 def missing_runs_box(missing: list, key: str) -> None:

@@ -22,13 +22,8 @@ link = common.read_link("compare")
 if link is not None:
     view, messages = share.parse_compare(link)
     common.show_link_messages(messages)
-    found, missing = [], []
-    for ref in view.runs:
-        local = common.resolve_ref(ref, by_id)
-        if local is not None:
-            found.append(local)
-        else:
-            missing.append(ref)
+    resolved, missing = common.resolve_refs(view.runs, by_id)
+    found = [run_id for run_id in resolved if run_id is not None]
     st.session_state["compare_missing"] = missing
     if view.runs:
         for key in ("compare_tasks", "compare_archs", "compare_optimizers"):

@@ -21,14 +21,10 @@ link = common.read_link("inspect")
 if link is not None:
     view, messages = share.parse_inspect(link)
     common.show_link_messages(messages)
-    missing = []
-    for ref, key in ((view.run, "inspect_run"), (view.second, "inspect_second")):
-        if ref is None:
-            continue
-        local = common.resolve_ref(ref, by_id)
-        if local is None:
-            missing.append(ref)
-        else:
+    named = [(ref, key) for ref, key in ((view.run, "inspect_run"), (view.second, "inspect_second")) if ref]
+    resolved, missing = common.resolve_refs([ref for ref, _ in named], by_id)
+    for (_, key), local in zip(named, resolved):
+        if local is not None:
             st.session_state[key] = local
     st.session_state["inspect_missing"] = missing
     st.session_state.update(inspect_true=ANY if view.true_class is None else view.true_class,

@@ -55,7 +55,7 @@ def show_result(run: Run, note: str) -> None:
         cols[2].metric("Best validation accuracy", f"{m['best_val_accuracy']:.4f}", f"epoch {m['best_epoch']}",
                        delta_color="off")
     cols[3].metric("Training time", duration(m["timings"]["fit_seconds"]))
-    st.plotly_chart(charts.side_by_side([run], common.colors(store.list_runs().runs + [run])), key="result_chart")
+    st.plotly_chart(charts.side_by_side([run], common.colors(store.list_runs().runs)), key="result_chart")
     st.caption(f"Run `{run.run_id}` · {m['split']['description']} · data: {m['data']['title']}")
     links = st.columns(4)
     links[0].page_link("pages/compare.py", label="Compare with other runs", icon=":material/compare_arrows:")
