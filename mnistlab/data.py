@@ -235,13 +235,22 @@ def resolve_source(source: str | os.PathLike | None = None) -> SourceInfo:
     return _sample_info("; ".join(reasons) + ", so the shipped sample is used")
 
 
-def _load_header_check(path: Path) -> None:
-    """Cheap check that an .npz has the MNIST keys (reads the zip directory only)."""
+@functools.lru_cache(maxsize=32)
+def _npz_keys(path: str, size: int, mtime_ns: int) -> frozenset[str] | str:
+    """The entry names of an .npz (its zip directory only), or why it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            files = set(npz.files)
+            return frozenset(npz.files)
     except Exception as exc:
-        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _load_header_check(path: Path) -> None:
+    """Cheap check that an .npz has the MNIST keys; read once per file version."""
+    stat = path.stat()
+    files = _npz_keys(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if isinstance(files, str):
+        raise DataError(f"{path}: not a readable .npz file ({files})")
     missing = [k for k in _KEYS if k not in files]
     if missing:
         raise DataError(f"{path}: missing key(s) {missing}")
