@@ -15,8 +15,8 @@ from pathlib import Path
 
 from common import clone_runs, data_source, median, summary, table
 
-from mnistlab.config import RunConfig
-from mnistlab.store import RunStore
+from mnistlab.runs.config import RunConfig
+from mnistlab.runs.store import RunStore
 
 
 def main() -> None:

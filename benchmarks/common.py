@@ -49,7 +49,7 @@ def summary(name: str, ratios: dict[str, float]) -> str:
 
 def clone_runs(store, template_runs, count: int) -> None:
     """Fill ``store`` with ``count`` valid runs copied from real ones, each under its own seed and id."""
-    from mnistlab.config import SCHEMA_VERSION
+    from mnistlab.runs.config import SCHEMA_VERSION
 
     store.root.mkdir(parents=True, exist_ok=True)
     for i in range(count):

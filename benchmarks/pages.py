@@ -18,8 +18,8 @@ from pathlib import Path
 
 from common import ROOT, clone_runs, summary, table
 
-from mnistlab.config import RunConfig
-from mnistlab.store import RunStore
+from mnistlab.runs.config import RunConfig
+from mnistlab.runs.store import RunStore
 
 PAGES = ["train", "compare", "inspect", "filters", "data"]
 READ_ONLY = {"compare", "inspect", "filters", "data"}

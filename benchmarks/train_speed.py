@@ -15,15 +15,15 @@ import time
 
 from common import data_source, median, summary, table
 
-from mnistlab.config import RunConfig
-from mnistlab.data import load_mnist
+from mnistlab.datasets.mnist import load_mnist
+from mnistlab.runs.config import RunConfig
 
 
 def recipe_epoch(arch: str, data) -> tuple[float, float]:
     """What the recipe scripts do: float32 arrays in memory, one-hot labels, model.fit."""
     import keras
 
-    from mnistlab.architectures import build_model
+    from mnistlab.models.architectures import build_model
 
     n_val = len(data.x_train) // 6
     shape = (-1, 784) if arch.startswith("mlp") else (-1, 28, 28, 1)
@@ -39,7 +39,7 @@ def recipe_epoch(arch: str, data) -> tuple[float, float]:
 
 
 def mnistlab_epoch(arch: str, data) -> tuple[float, float]:
-    from mnistlab.training import train
+    from mnistlab.models.training import train
 
     result = train(RunConfig(arch=arch, epochs=1, batch_size=32, optimizer="sgd", validation="holdout"), data)
     return result.timings["fit_seconds"], result.history[-1]["val_accuracy"]

@@ -11,11 +11,11 @@ __version__ = "0.1.0"
 # TensorFlow's C++ start-up chatter is not for users; set before any lazy import of it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnistlab.architectures import ARCHITECTURES, count_params, summarize
-from mnistlab.config import RunConfig
-from mnistlab.data import Dataset, load_mnist, resolve_source
-from mnistlab.store import BrokenRun, Run, RunStore
-from mnistlab.tasks import TASKS
+from mnistlab.datasets.mnist import Dataset, load_mnist, resolve_source
+from mnistlab.datasets.tasks import TASKS
+from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
+from mnistlab.runs.config import RunConfig
+from mnistlab.runs.store import BrokenRun, Run, RunStore
 
 __all__ = [
     "ARCHITECTURES",

@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any, Sequence
 
-from mnistlab.architectures import ARCHITECTURES, count_params, summarize
-from mnistlab.config import OPTIMIZERS, TASKS, VALIDATION_SCHEMES, RunConfig
-from mnistlab.data import DataError, default_source
+from mnistlab.datasets.mnist import DataError, default_source
+from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
+from mnistlab.runs.config import OPTIMIZERS, TASKS, VALIDATION_SCHEMES, RunConfig
 
 
 class UsageError(Exception):
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _store(args):
-    from mnistlab.store import RunStore
+    from mnistlab.runs.store import RunStore
 
     return RunStore(args.store)
 
@@ -127,7 +127,7 @@ def _run_json(run) -> dict:
 
 
 def cmd_train(args) -> int:
-    from mnistlab.training import Cancelled
+    from mnistlab.models.training import Cancelled
 
     config = _config(args)
     store = _store(args)
@@ -176,7 +176,7 @@ def cmd_runs(args) -> int:
 
 
 def _load(store, run_id: str):
-    from mnistlab.store import BrokenRun, check_run_id
+    from mnistlab.runs.store import BrokenRun, check_run_id
 
     run_id = check_run_id(run_id.strip().lower())
     try:
@@ -188,7 +188,7 @@ def _load(store, run_id: str):
 
 
 def cmd_report(args) -> int:
-    from mnistlab.report import comparison_report
+    from mnistlab.views.report import comparison_report
 
     store = _store(args)
     runs = [_load(store, run_id) for run_id in args.run_ids]
@@ -200,7 +200,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from mnistlab.bundle import export_bundle
+    from mnistlab.runs.bundles import export_bundle
 
     store = _store(args)
     runs = [_load(store, run_id) for run_id in args.run_ids]
@@ -213,7 +213,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from mnistlab.bundle import import_bundle
+    from mnistlab.runs.bundles import import_bundle
 
     imported, present = import_bundle(_store(args), args.bundle)
     print(json.dumps({"imported": imported, "already_present": present}) if args.json
@@ -222,7 +222,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from mnistlab.store import check_run_id
+    from mnistlab.runs.store import check_run_id
 
     store = _store(args)
     run_ids = [check_run_id(run_id.strip().lower()) for run_id in args.run_ids]

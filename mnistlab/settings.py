@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from mnistlab.config import RunConfig
+from mnistlab.errors import LimitError, ReadOnlyError
 
-
-class ReadOnlyError(PermissionError):
-    """A writing action on a read-only instance."""
-
-
-class LimitError(ValueError):
-    """A run beyond this instance's limits."""
+if TYPE_CHECKING:
+    from mnistlab.runs.config import RunConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +35,7 @@ class Settings:
         if self.read_only:
             raise ReadOnlyError(f"{action} is switched off: this mnistlab is read-only (MNISTLAB_READ_ONLY)")
 
-    def check_config(self, config: RunConfig, n_train: int | None = None) -> None:
+    def check_config(self, config: "RunConfig", n_train: int | None = None) -> None:
         """Raise LimitError if ``config`` is beyond this instance's limits.
 
         ``n_train``: the training images the run would fit on when it sets no train_size.

@@ -8,9 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 from mnistlab import RunStore
-from mnistlab.data import Dataset, SourceInfo, default_source, load_source, resolve_source
+from mnistlab.datasets.mnist import Dataset, SourceInfo, default_source, load_source, resolve_source
+from mnistlab.runs.store import Run
 from mnistlab.settings import Settings, load_settings
-from mnistlab.store import Run
 
 TRAIN_PAGE = "pages/train.py"
 
@@ -58,7 +58,7 @@ def write_link(page: str, params: dict[str, str]) -> None:
 
 def share_box(params: dict[str, str]) -> None:
     """The full share link, with a copy button."""
-    from mnistlab.share import link
+    from mnistlab.views.share import link
 
     st.code(link(st.context.url, params), language=None, wrap_lines=True)
     st.caption("Copy this link (or the address bar): it opens this exact view. Runs missing on the other side "
@@ -73,7 +73,7 @@ def import_box() -> None:
         upload = st.file_uploader("Run bundle", type=["zip"], key="import_bundle",
                                   help="A .zip made by 'Run bundle' on Compare or `python -m mnistlab export`.")
         if upload is not None and st.button("Import", key="import_go", icon=":material/upload:"):
-            from mnistlab.bundle import import_bundle
+            from mnistlab.runs.bundles import import_bundle
 
             try:
                 imported, present = import_bundle(store(), upload.getvalue())
@@ -104,7 +104,7 @@ def missing_runs_box(missing: list, key: str) -> None:
     """Name the runs a link wants that this store lacks, and offer to train them."""
     if not missing:
         return
-    from mnistlab import jobs
+    from mnistlab.runs import worker as jobs
 
     with st.container(border=True):
         st.markdown(f":material/link: **The link names {len(missing)} run(s) this store does not have:**")
@@ -173,7 +173,7 @@ def runs(show_broken: bool = True) -> list[Run]:
 
 def colors(all_runs: list[Run]) -> dict[str, str]:
     """One colour per run for every chart on every page: by age, oldest first."""
-    from mnistlab.charts import run_colors
+    from mnistlab.views.charts import run_colors
 
     return run_colors(r.run_id for r in sorted(all_runs, key=lambda r: r.metrics.get("created", "")))
 

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from mnistlab import charts, share
+from mnistlab.views import charts, share
 from pages import common
 
 st.title("Compare")
@@ -118,13 +118,13 @@ common.write_link("compare", params)
 
 
 def report_html() -> str:
-    from mnistlab.report import comparison_report
+    from mnistlab.views.report import comparison_report
 
     return comparison_report(selected, smoothing=float(smoothing), x=x_axis)
 
 
 def bundle_zip() -> bytes:
-    from mnistlab.bundle import export_bundle
+    from mnistlab.runs.bundles import export_bundle
 
     return export_bundle(store, [r.run_id for r in selected])
 

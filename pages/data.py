@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mnistlab import charts
-from mnistlab.tasks import TASKS
+from mnistlab.datasets.tasks import TASKS
+from mnistlab.views import charts
 from pages import common
 
 st.title("Data")

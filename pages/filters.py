@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnistlab import charts, share
-from mnistlab.filters import PRESETS, contributions, convolve, feature_maps, pad_kernel, preset, relu, validate_kernel
+from mnistlab.analysis.filters import (
+    PRESETS,
+    contributions,
+    convolve,
+    feature_maps,
+    pad_kernel,
+    preset,
+    relu,
+    validate_kernel,
+)
+from mnistlab.views import charts, share
 from pages import common
 
 OVERRIDE = "filters_override"  # session state: a learned kernel copied into the editor (no widget owns it)

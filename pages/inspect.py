@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mnistlab import charts, evaluation, share
-from mnistlab.tasks import get_task
+from mnistlab.analysis import evaluation
+from mnistlab.datasets.tasks import get_task
+from mnistlab.views import charts, share
 from pages import common
 
 GALLERY_SIZE = 40

@@ -7,9 +7,11 @@ import time
 import pandas as pd
 import streamlit as st
 
-from mnistlab import charts, jobs
-from mnistlab.architectures import ARCHITECTURES, count_params, summarize
-from mnistlab.config import (
+from mnistlab.datasets.mnist import default_source
+from mnistlab.datasets.tasks import TASKS
+from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
+from mnistlab.runs import worker as jobs
+from mnistlab.runs.config import (
     DEFAULT_FRACTION,
     DEFAULT_LEARNING_RATES,
     MAX_EPOCHS,
@@ -18,9 +20,8 @@ from mnistlab.config import (
     VALIDATION_SCHEMES,
     RunConfig,
 )
-from mnistlab.data import default_source
-from mnistlab.store import Progress, Run
-from mnistlab.tasks import TASKS
+from mnistlab.runs.store import Progress, Run
+from mnistlab.views import charts
 from pages import common
 
 LAUNCHED = "train_launched"  # session state: run ids this session launched (not owned by a widget)

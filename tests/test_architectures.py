@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mnistlab.architectures import ARCHITECTURES, build_model, count_params, summarize
-from mnistlab.tasks import TASKS
+from mnistlab.datasets.tasks import TASKS
+from mnistlab.models.architectures import ARCHITECTURES, build_model, count_params, summarize
 
 
 def test_registry_has_the_recipe_models_each_with_a_description():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mnistlab import charts
-from mnistlab.evaluation import confusion_difference, confusion_matrix
+from mnistlab.analysis.evaluation import confusion_difference, confusion_matrix
+from mnistlab.views import charts
 
 
 def test_smoothing_keeps_constant_curves_and_damps_noise():

@@ -1,6 +1,6 @@
 import pytest
 
-from mnistlab.config import RunConfig
+from mnistlab.runs.config import RunConfig
 
 
 def test_defaults_are_the_keras_recipe():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mnistlab.data import DataError, Dataset, load_mnist, resolve_source
+from mnistlab.datasets.mnist import DataError, Dataset, load_mnist, resolve_source
 
 
 def write_npz(path, n_train=60, n_test=20, **override):

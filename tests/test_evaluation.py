@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mnistlab.evaluation import (
+from mnistlab.analysis.evaluation import (
     confusion_difference,
     confusion_matrix,
     fixed_and_broken,

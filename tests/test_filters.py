@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from mnistlab.filters import PRESETS, contributions, convolve, feature_maps, pad_kernel, preset, validate_kernel
+from mnistlab.analysis.filters import (
+    PRESETS,
+    contributions,
+    convolve,
+    feature_maps,
+    pad_kernel,
+    preset,
+    validate_kernel,
+)
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

@@ -2,7 +2,7 @@ import re
 import subprocess
 import sys
 
-from mnistlab.report import comparison_report
+from mnistlab.views.report import comparison_report
 from tests.conftest import ROOT
 
 

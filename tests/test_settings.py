@@ -1,8 +1,8 @@
 import pytest
 
-from mnistlab import jobs
+from mnistlab.runs import worker as jobs
+from mnistlab.runs.store import RunStore
 from mnistlab.settings import LimitError, ReadOnlyError, Settings, load_settings
-from mnistlab.store import RunStore
 from tests.conftest import tiny_config
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from mnistlab.config import RunConfig
-from mnistlab.share import (
+from mnistlab.runs.config import RunConfig
+from mnistlab.views.share import (
     MAX_RUNS,
     CompareView,
     FiltersView,

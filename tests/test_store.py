@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from mnistlab.store import BrokenRun, RunStore, check_run_id
-from mnistlab.training import Cancelled
+from mnistlab.models.training import Cancelled
+from mnistlab.runs.store import BrokenRun, RunStore, check_run_id
 from tests.conftest import ROOT, tiny_config
 
 

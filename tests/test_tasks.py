@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mnistlab.tasks import get_task
+from mnistlab.datasets.tasks import get_task
 
 
 def test_parity_labels_odd_as_one_and_even_as_zero():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mnistlab.data import load_mnist
-from mnistlab.training import Cancelled, batches, cross_entropy, prepare_images, split_data, train
+from mnistlab.datasets.mnist import load_mnist
+from mnistlab.models.training import Cancelled, batches, cross_entropy, prepare_images, split_data, train
 from tests.conftest import tiny_config
 
 
@@ -26,7 +26,7 @@ def test_test_loss_and_accuracy_equal_keras_evaluate():
     data = load_mnist("sample")
     config = tiny_config(arch="cnn", epochs=1)
     result = train(config, data)
-    from mnistlab.tasks import get_task
+    from mnistlab.datasets.tasks import get_task
 
     task = get_task(config.task)
     loss, accuracy = result.model.evaluate(prepare_images(data.x_test, "cnn"), task.targets(data.y_test),
@@ -83,7 +83,7 @@ def test_early_stopping_keeps_the_best_weights():
                          validation_size=500, train_size=500)
     result = train(config, data)
     split = split_data(config, data)
-    from mnistlab.tasks import get_task
+    from mnistlab.datasets.tasks import get_task
 
     val_loss, _ = result.model.evaluate(prepare_images(split.x_val, "mlp"), get_task("digits").targets(split.y_val),
                                         verbose=0)

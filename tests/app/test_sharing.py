@@ -1,6 +1,6 @@
 from streamlit.testing.v1 import AppTest
 
-from mnistlab.share import encode_config
+from mnistlab.views.share import encode_config
 from tests.app.conftest import open_page
 from tests.conftest import ROOT, tiny_config
 

@@ -17,9 +17,9 @@ import re
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from mnistlab.charts import METRICS, X_AXES
-from mnistlab.config import RunConfig
-from mnistlab.filters import MAX_KERNEL_SIZE, PADDINGS, PRESETS, validate_kernel
+from mnistlab.analysis.filters import MAX_KERNEL_SIZE, PADDINGS, PRESETS, validate_kernel
+from mnistlab.runs.config import RunConfig
+from mnistlab.views.charts import METRICS, X_AXES
 
 MAX_RUNS = 12
 MAX_VALUE_LENGTH = 2000

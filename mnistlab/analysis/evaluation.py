@@ -2,7 +2,7 @@
 
 Metrics come from scikit-learn. Everything here reads a run's ``predictions.npz``; no
 TensorFlow and no data set is needed (images for a gallery come from
-:mod:`mnistlab.data` by index).
+:mod:`mnistlab.datasets.mnist` by index).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 
-from mnistlab.store import Run
-from mnistlab.tasks import get_task
+from mnistlab.datasets.tasks import get_task
+from mnistlab.runs.store import Run
 
 
 def predicted(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

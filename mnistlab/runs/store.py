@@ -36,26 +36,18 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
-from mnistlab.architectures import count_params
-from mnistlab.config import RunConfig
-from mnistlab.data import Dataset, SourceInfo, load_source, resolve_source
+from mnistlab.datasets.mnist import Dataset, SourceInfo, load_source, resolve_source
+from mnistlab.datasets.tasks import get_task
+from mnistlab.errors import BrokenRun
+from mnistlab.models.architectures import count_params
+from mnistlab.runs.config import RunConfig
 from mnistlab.settings import Settings, load_settings
-from mnistlab.tasks import get_task
 
 ENV_STORE = "MNISTLAB_STORE"
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "cache" / "runs"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "cache" / "runs"
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 WORKER_START_GRACE_SECONDS = 30.0
 REQUIRED_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz")
-
-
-class BrokenRun(Exception):
-    """A run folder that cannot be read: missing or invalid files, or a wrong id."""
-
-    def __init__(self, run_id: str, reason: str):
-        super().__init__(f"run {run_id} is broken: {reason}")
-        self.run_id = run_id
-        self.reason = reason
 
 
 def check_run_id(run_id: Any) -> str:
@@ -186,7 +178,7 @@ class Progress:
     started: float
     updated: float
     message: str
-    worker: str = ""  # the worker process (see mnistlab.jobs) that trains it, if any
+    worker: str = ""  # the worker process (see mnistlab.runs.worker) that trains it, if any
 
     @property
     def epochs_done(self) -> int:
@@ -225,7 +217,7 @@ class RunStore:
         root = root if root is not None else (os.environ.get(ENV_STORE, "").strip() or DEFAULT_ROOT)
         self.root = Path(root).expanduser().resolve()
         self.settings = settings if settings is not None else load_settings()
-        self.worker = ""  # set by a worker process (mnistlab.jobs) so its progress records name it
+        self.worker = ""  # set by a worker process (mnistlab.runs.worker) so its progress records name it
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
@@ -395,7 +387,7 @@ class RunStore:
                 path.unlink(missing_ok=True)
 
     def worker_lock(self, token: str) -> FileLock:
-        """The lock a worker process holds while it lives (see :mod:`mnistlab.jobs`)."""
+        """The lock a worker process holds while it lives (see :mod:`mnistlab.runs.worker`)."""
         if not re.fullmatch(r"[0-9a-f]{32}", token):
             raise ValueError(f"worker token must be 32 hexadecimal digits, got {token[:40]!r}")
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
@@ -447,7 +439,7 @@ class RunStore:
 
         If another process is training the same run, wait for it (``on_wait`` is called
         about once a second with its progress) and return its result. If that process
-        died or was cancelled, train here. Raises :class:`mnistlab.training.Cancelled`
+        died or was cancelled, train here. Raises :class:`mnistlab.models.training.Cancelled`
         when ``should_stop`` or :meth:`request_cancel` stops the run.
         """
         run_id, info = self.resolve(config, dataset)
@@ -464,7 +456,7 @@ class RunStore:
             except Timeout:
                 waited = True
                 if should_stop is not None and should_stop():
-                    from mnistlab.training import Cancelled
+                    from mnistlab.models.training import Cancelled
 
                     raise Cancelled(f"stopped waiting for run {run_id}") from None
                 if on_wait is not None:
@@ -482,14 +474,14 @@ class RunStore:
         self.settings.refuse_writes("Training")
         if self.settings.max_train_size is not None and config.train_size is None:
             dataset = data if isinstance(data, Dataset) else load_source(data)
-            from mnistlab.training import split_data
+            from mnistlab.models.training import split_data
 
             self.settings.check_config(config, split_data(config, dataset).n_fit)
         else:
             self.settings.check_config(config)
 
     def _train_locked(self, run_id, info, config, dataset, on_epoch, should_stop) -> Run:
-        from mnistlab.training import Cancelled, train
+        from mnistlab.models.training import Cancelled, train
 
         self.root.mkdir(parents=True, exist_ok=True)
         self._remove_stale_tmp(run_id)

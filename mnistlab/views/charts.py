@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from mnistlab.store import Run
+from mnistlab.runs.store import Run
 
 PALETTE = qualitative.Plotly + qualitative.D3
 METRICS = {

@@ -6,10 +6,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from mnistlab import bundle
-from mnistlab.bundle import BundleError, export_bundle, import_bundle
+from mnistlab.runs import bundles as bundle
+from mnistlab.runs.bundles import BundleError, export_bundle, import_bundle
+from mnistlab.runs.store import RunStore
 from mnistlab.settings import ReadOnlyError, Settings
-from mnistlab.store import RunStore
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ recipe. The same list builds the Keras model (:func:`build_model`, imports Tenso
 and computes the layer summary with output shapes and parameter counts
 (:func:`summarize`, pure Python, so the dashboard can show it without TensorFlow).
 The input layout follows the architecture (flat 784 for perceptrons, 28x28x1 for CNNs);
-the output layer follows the task (see :mod:`mnistlab.tasks`).
+the output layer follows the task (see :mod:`mnistlab.datasets.tasks`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mnistlab.tasks import get_task
+from mnistlab.datasets.tasks import get_task
 
 # A layer spec is a tuple: (kind, *arguments).
 #   ("dense", units)                 Dense(units, relu)

@@ -17,14 +17,16 @@ import dataclasses
 import math
 import platform
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from mnistlab.architectures import build_model, get_architecture
-from mnistlab.config import RunConfig
-from mnistlab.data import Dataset
-from mnistlab.tasks import get_task
+from mnistlab.datasets.mnist import Dataset
+from mnistlab.datasets.tasks import get_task
+from mnistlab.models.architectures import build_model, get_architecture
+
+if TYPE_CHECKING:  # models sit below runs: the configuration is only read here
+    from mnistlab.runs.config import RunConfig
 
 EpochCallback = Callable[[dict[str, Any], list[dict[str, Any]]], None]
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -67,7 +69,7 @@ class TrainResult:
     split: dict[str, Any]
 
 
-def split_data(config: RunConfig, dataset: Dataset) -> Split:
+def split_data(config: "RunConfig", dataset: Dataset) -> Split:
     """Pick the images to fit on and to validate with, following the recipe's schemes."""
     x, y = dataset.x_train, dataset.y_train
     n_total = len(x)
@@ -164,7 +166,7 @@ def versions() -> dict[str, str]:
 
 
 def train(
-    config: RunConfig,
+    config: "RunConfig",
     dataset: Dataset,
     on_epoch: EpochCallback | None = None,
     should_stop: Callable[[], bool] | None = None,

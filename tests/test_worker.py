@@ -1,6 +1,6 @@
 import time
 
-from mnistlab.jobs import launch, work
+from mnistlab.runs.worker import launch, work
 from tests.conftest import tiny_config
 
 
@@ -35,7 +35,7 @@ def test_a_cancelled_queued_run_is_skipped(store):
 
 
 def test_a_queued_run_whose_worker_died_shows_as_interrupted(store, monkeypatch):
-    import mnistlab.store as store_module
+    import mnistlab.runs.store as store_module
 
     config = tiny_config()
     run_id, _ = store.resolve(config)

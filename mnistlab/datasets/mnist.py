@@ -39,8 +39,7 @@ SAMPLE_SPLIT_VERSION = 1
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-class DataError(ValueError):
-    """A data source is missing or not in the expected layout."""
+from mnistlab.errors import DataError  # noqa: E402  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

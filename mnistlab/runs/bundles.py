@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab.store import BrokenRun, RunStore
+from mnistlab.errors import BrokenRun, BundleError
+from mnistlab.runs.store import RunStore
 
 MANIFEST = "mnistlab-bundle.json"
 RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz", "first_layer.npz", "model.keras")
@@ -29,10 +30,6 @@ MAX_BUNDLE_BYTES = 200 * 1024 * 1024
 MAX_ENTRY_BYTES = 100 * 1024 * 1024
 MAX_RUNS = 500
 _ENTRY = re.compile(r"^([0-9a-f]{16})/(" + "|".join(re.escape(f) for f in RUN_FILES) + r")$")
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be imported; the message says why."""
 
 
 def export_bundle(store: RunStore, run_ids: list[str]) -> bytes:

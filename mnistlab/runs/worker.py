@@ -1,6 +1,6 @@
 """Training jobs that outlive the page that launched them.
 
-:func:`launch` starts one detached worker process (``python -m mnistlab.jobs``) that
+:func:`launch` starts one detached worker process (``python -m mnistlab.runs.worker``) that
 trains a list of configurations one after the other through the run store. The worker
 calls no Streamlit API; the page follows it by reading the store's progress records, so
 a rerun, a page switch or a browser reload changes nothing. Queued runs show as
@@ -17,9 +17,9 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from mnistlab.config import RunConfig
+from mnistlab.runs.config import RunConfig
+from mnistlab.runs.store import RunStore
 from mnistlab.settings import LimitError
-from mnistlab.store import RunStore
 
 
 def launch(store: RunStore, configs: Sequence[RunConfig]) -> list[str]:
@@ -49,19 +49,19 @@ def launch(store: RunStore, configs: Sequence[RunConfig]) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     log_path = folder / f"worker-{token}.log"
-    args = [sys.executable, "-m", "mnistlab.jobs", "--store", str(store.root), "--token", token,
+    args = [sys.executable, "-m", "mnistlab.runs.worker", "--store", str(store.root), "--token", token,
             json.dumps([config.to_dict() for _, config in todo])]
     for run_id, config in todo:  # before the worker starts, so its own records come after
         store.mark_queued(run_id, config, token)
     with open(log_path, "w") as log:
         subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+                         start_new_session=True, cwd=Path(__file__).resolve().parents[2])
     return [run_id for run_id, _ in todo]
 
 
 def work(store: RunStore, configs: Sequence[RunConfig]) -> int:
     """Train each configuration in turn (the worker's main loop). Returns the failures."""
-    from mnistlab.training import Cancelled
+    from mnistlab.models.training import Cancelled
 
     failures = 0
     for config in configs:
@@ -83,7 +83,7 @@ def work(store: RunStore, configs: Sequence[RunConfig]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mnistlab.jobs")
+    parser = argparse.ArgumentParser(prog="python -m mnistlab.runs.worker")
     parser.add_argument("--store", required=True)
     parser.add_argument("--token", required=True, help="names the lock held while this worker lives")
     parser.add_argument("configs", help="JSON list of run configurations")

@@ -12,8 +12,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from mnistlab import __version__, charts
-from mnistlab.store import Run
+from mnistlab import __version__
+from mnistlab.runs.store import Run
+from mnistlab.views import charts
 
 SUMMARY_COLUMNS = {
     "label": "run", "test_accuracy": "test accuracy", "test_loss": "test loss",

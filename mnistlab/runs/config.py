@@ -115,7 +115,7 @@ class RunConfig:
     data: str = "auto"
 
     def __post_init__(self) -> None:
-        from mnistlab.architectures import ARCHITECTURES  # light: no TensorFlow
+        from mnistlab.models.architectures import ARCHITECTURES  # light: no TensorFlow
 
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         set_("task", _as_choice("task", self.task, TASKS))
