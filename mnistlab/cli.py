@@ -1,7 +1,15 @@
-"""Command line: ``python -m mnistlab train|runs|show|report|export|import|delete|archs``.
+"""Command line: ``python -m mnistlab train|runs|show|report|export|import|delete|doctor|archs``.
 
-Every command takes ``--json`` for scripts; bad arguments exit with status 2 and one line
-on stderr, never a traceback.
+``train``'s configuration options are built from :data:`mnistlab.runs.config.FIELDS`, the one
+table of configuration constraints: one ``--name`` per field (``batch_size`` is
+``--batch-size``), its help says the allowed values and the default (or what leaving it unset
+means), and the values are checked by :class:`RunConfig`, so a bad value gets the table's
+message. Every command takes ``--json`` for scripts.
+
+Exit status: 0 done; 2 a usage error (bad arguments or configuration, a data source, limit or
+bundle that is refused, an unknown run id); 1 a failure while doing it (the store cannot be read
+or written, a broken run, a read-only instance, the disk); 130 interrupted or cancelled. Errors are
+one line on stderr, ``mnistlab: error: ...``, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,13 +19,14 @@ import json
 import sys
 from typing import Any, Sequence
 
-from mnistlab.datasets.mnist import DataError, default_source
+from mnistlab.datasets.mnist import default_source
+from mnistlab.errors import MnistlabError
 from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
-from mnistlab.runs.config import OPTIMIZERS, TASKS, VALIDATION_SCHEMES, RunConfig
+from mnistlab.runs.config import FIELDS, TASKS, Field, RunConfig, arch_field
 
 
 class UsageError(Exception):
-    pass
+    """Bad command-line usage (exit status 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,19 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     train = sub.add_parser("train", help="train one configuration (or return it from the store)")
-    defaults = RunConfig()
-    train.add_argument("--task", default=defaults.task, help=f"one of {', '.join(TASKS)}")
-    train.add_argument("--arch", default=defaults.arch, help=f"one of {', '.join(ARCHITECTURES)}")
-    train.add_argument("--epochs", default=defaults.epochs)
-    train.add_argument("--batch-size", default=defaults.batch_size)
-    train.add_argument("--optimizer", default=defaults.optimizer, help=f"one of {', '.join(OPTIMIZERS)}")
-    train.add_argument("--learning-rate", default=None, help="default: the optimizer's Keras default")
-    train.add_argument("--validation", default=defaults.validation, help=f"one of {', '.join(VALIDATION_SCHEMES)}")
-    train.add_argument("--validation-size", default=None,
-                       help="holdout: number of images (default 1/6: 10,000 of 60,000); fraction: 0-0.9 (default 0.25)")
-    train.add_argument("--train-size", default=None, help="use only the first N training images")
-    train.add_argument("--patience", default=None, help="early stopping patience in epochs (default: none)")
-    train.add_argument("--seed", default=defaults.seed)
+    for name, field in FIELDS.items():  # one option per field of the table; RunConfig checks the values
+        field = arch_field() if name == "arch" else field
+        train.add_argument(_flag(name), dest=name, default=None, metavar=_metavar(field), help=_field_help(field))
     train.add_argument("--data", default=None,
                        help="auto, sample or a path to an MNIST .npz (default: $MNISTLAB_DATA or auto)")
     common(train)
@@ -71,10 +70,30 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("bundle")
     common(imp)
     on_runs("delete", "delete stored runs")
+    doctor = sub.add_parser("doctor", help="check the store (broken runs, leftovers, live state); --repair fixes")
+    doctor.add_argument("--repair", action="store_true", help="move broken runs to .broken/, remove leftovers, "
+                        "requeue runs whose worker died")
+    common(doctor)
     archs = sub.add_parser("archs", help="architectures with their parameter counts")
-    archs.add_argument("--task", default=None, help=f"one of {', '.join(TASKS)} (default: all)")
+    archs.add_argument("--task", default=None, metavar=_metavar(FIELDS["task"]),
+                       help=f"{FIELDS['task'].allowed} (default: all)")
     common(archs, store=False)
     return parser
+
+
+def _flag(name: str) -> str:
+    """The option of a configuration field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def _metavar(field: Field) -> str:
+    return "{" + ",".join(field.choices) + "}" if field.kind == "choice" else ("N" if field.kind == "int" else "X")
+
+
+def _field_help(field: Field) -> str:
+    """The table's help, allowed values and default (or what unset means), for argparse (``%`` escaped)."""
+    default = field.unset if field.default is None else field.default
+    return f"{field.help}; {field.allowed} (default: {default})".replace("%", "%%")
 
 
 def _store(args):
@@ -97,20 +116,10 @@ def _number(value: Any) -> Any:
 
 
 def _config(args) -> RunConfig:
-    return RunConfig(
-        task=args.task,
-        arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate,
-        validation=args.validation,
-        validation_size=_number(args.validation_size),
-        train_size=args.train_size,
-        patience=args.patience,
-        seed=args.seed,
-        data=args.data or default_source(),
-    )
+    """The options given (numbers as numbers), the table's defaults for the rest; RunConfig checks them."""
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    values = {name: value if FIELDS[name].kind == "choice" else _number(value) for name, value in given.items()}
+    return RunConfig(**values, data=args.data or default_source())
 
 
 def _epoch_line(record: dict, total: int) -> str:
@@ -143,7 +152,7 @@ def cmd_train(args) -> int:
             print("another process is training this configuration; waiting for it", file=log, flush=True)
             waiting.append(True)
 
-    print(f"{config.label()}  (data: {store.resolve(config)[1].title})", file=log, flush=True)
+    print(f"{config.label()}  (data: {store.resolve(config).source.title})", file=log, flush=True)
     try:
         obtained = store.get_or_train(config, on_epoch=on_epoch, on_wait=on_wait)
     except Cancelled as exc:
@@ -153,10 +162,14 @@ def cmd_train(args) -> int:
     status = "cached" if obtained.cached else "trained"
     if args.json:
         print(json.dumps({"status": status, **_run_json(run)}))
+    elif not run.is_finished:
+        print(f"{status}: run {run.run_id} diverged: {run.metrics['message']}; its history is stored. "
+              "Try a smaller --learning-rate.")
     else:
         seconds = run.metrics["timings"]["fit_seconds"]
         print(f"{status}: run {run.run_id}  test accuracy {run.metrics['test_accuracy']:.4f}"
-              f"  test loss {run.metrics['test_loss']:.4f}  (training took {seconds:.1f}s)")
+              f"  test loss {run.metrics['test_loss']:.4f}  ({run.kept_description()}; training took "
+              f"{seconds:.1f}s)")
     return 0
 
 
@@ -166,25 +179,24 @@ def cmd_runs(args) -> int:
     if args.json:
         print(json.dumps({"runs": rows, "broken": [{"run_id": b.run_id, "reason": b.reason} for b in listing.broken]}))
         return 0
-    if not rows:
+    if not rows and not listing.broken:
         print(f"no runs in {_store(args).root}; train one with: python -m mnistlab train --data sample --epochs 1")
     for row in rows:
-        print(f"{row['run_id']}  test acc {row['test_accuracy']:.4f}  {row['label']}")
+        figure = f"test acc {row['test_accuracy']:.4f}" if row["status"] == "finished" else "diverged       "
+        print(f"{row['run_id']}  {figure}  {row['label']}")
     for broken in listing.broken:
-        print(f"broken: {broken.run_id}: {broken.reason}", file=sys.stderr)
+        print(f"{broken.run_id:16}  broken: {broken.reason}")
     return 0
 
 
 def _load(store, run_id: str):
-    from mnistlab.runs.store import BrokenRun, check_run_id
+    from mnistlab.runs.store import check_run_id
 
     run_id = check_run_id(run_id.strip().lower())
-    try:
+    try:  # a broken run raises BrokenRun: exit status 1, naming the reason
         return store.load(run_id)
     except KeyError:
         raise UsageError(f"no run {run_id} in {store.root}; list runs with: python -m mnistlab runs") from None
-    except BrokenRun as exc:
-        raise UsageError(str(exc)) from None
 
 
 def cmd_report(args) -> int:
@@ -247,15 +259,43 @@ def cmd_show(args) -> int:
     for record in run.history:
         print("  " + _epoch_line(record, run.config.epochs))
     m = run.metrics
-    print(f"  test accuracy {m['test_accuracy']:.4f}  test loss {m['test_loss']:.4f}  data: {m['data']['title']}")
+    if run.is_finished:
+        print(f"  test accuracy {m['test_accuracy']:.4f}  test loss {m['test_loss']:.4f}  "
+              f"({run.kept_description()})")
+    else:
+        print(f"  {run.kept_description()}")
+    print(f"  data: {m['data']['title']} ({m['data']['fingerprint']})")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    store = _store(args)
+    report = store.doctor(repair=args.repair)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    print(f"{store.root}: {report.runs} run(s), {len(report.broken)} broken")
+    for broken in report.broken:
+        print(f"  broken {broken.run_id}: {broken.reason}")
+    for old, new in report.migrated:
+        print(f"  converted from an earlier version: {old} is now {new} (the old id still opens it)")
+    for run_id, where in report.duplicates:
+        print(f"  duplicate of {run_id} set aside in {where}")
+    for name in report.leftovers:
+        print(f"  leftover .tmp/{name}")
+    active = {k: v for k, v in report.live.items() if v}
+    if active:
+        print("  live state: " + ", ".join(f"{v} {k}" for k, v in active.items()))
+    for line in report.notes + report.repaired:
+        print(f"  {line}")
+    if not args.repair and (report.broken or report.leftovers):
+        print("repair with: python -m mnistlab doctor --repair (broken runs are moved to .broken/, not deleted)")
     return 0
 
 
 def cmd_archs(args) -> int:
     tasks = [args.task] if args.task else list(TASKS)
-    for task in tasks:
-        if task not in TASKS:
-            raise UsageError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    tasks = [FIELDS["task"].check(task, "--task") for task in tasks]
     table = [
         {"arch": name, "description": spec.description, "task": task, "params": count_params(name, task),
          "layers": [{**row, "output_shape": list(row["output_shape"])} for row in summarize(name, task)]}
@@ -274,11 +314,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "archs": cmd_archs,
-                    "report": cmd_report, "export": cmd_export, "import": cmd_import, "delete": cmd_delete}
+                    "report": cmd_report, "export": cmd_export, "import": cmd_import, "delete": cmd_delete,
+                    "doctor": cmd_doctor}
         return commands[args.command](args)
-    except (UsageError, ValueError, DataError, OSError) as exc:  # PermissionError is an OSError
-        print(f"mnistlab: error: {exc}", file=sys.stderr)
-        return 2
+    except (UsageError, ValueError) as exc:  # incl. ConfigError, LimitError, DataError, BundleError
+        return _fail(exc, 2)
+    except (MnistlabError, OSError) as exc:  # StoreError, BrokenRun, ReadOnlyError, ...; the disk
+        return _fail(exc, 1)
     except KeyboardInterrupt:
         print("mnistlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  (a bug: still one line, never a traceback)
+        return _fail(exc, 1, f"unexpected {type(exc).__name__}: ")
+
+
+def _fail(exc: BaseException, status: int, prefix: str = "") -> int:
+    """Print ``mnistlab: error: ...`` as one line on stderr and return ``status``."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"mnistlab: error: {prefix}{message}", file=sys.stderr)
+    return status

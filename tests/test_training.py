@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from mnistlab.datasets.mnist import load_mnist
-from mnistlab.models.training import Cancelled, batches, cross_entropy, prepare_images, split_data, train
+from mnistlab.models.architectures import build_model, weight_shapes
+from mnistlab.models.training import Cancelled, batches, prepare_images, split_data, train
 from tests.conftest import tiny_config
 
 
@@ -19,7 +20,16 @@ def test_training_returns_history_test_metrics_predictions_and_versions():
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1, atol=1e-5)
     assert 0.0 <= result.test_accuracy <= 1.0
     assert set(result.versions) >= {"keras", "tensorflow", "numpy", "python", "mnistlab"}
-    assert result.first_layer is None  # perceptrons have no kernels
+    assert (result.status, result.kept_epoch, result.kept_reason) == ("finished", 2, "last")
+    assert [w.shape for w in result.weights] == weight_shapes("mlp", "digits")
+
+
+def _model(config, weights):
+    model = build_model(config.arch, config.task)
+    model.compile(loss="categorical_crossentropy" if config.task == "digits" else "binary_crossentropy",
+                  metrics=["accuracy"])
+    model.set_weights(weights)
+    return model
 
 
 def test_test_loss_and_accuracy_equal_keras_evaluate():
@@ -29,12 +39,12 @@ def test_test_loss_and_accuracy_equal_keras_evaluate():
     from mnistlab.datasets.tasks import get_task
 
     task = get_task(config.task)
-    loss, accuracy = result.model.evaluate(prepare_images(data.x_test, "cnn"), task.targets(data.y_test),
-                                           verbose=0)
+    model = _model(config, result.weights)
+    loss, accuracy = model.evaluate(prepare_images(data.x_test, "cnn"), task.targets(data.y_test), verbose=0)
     assert result.test_loss == pytest.approx(loss, rel=1e-4)
     assert result.test_accuracy == pytest.approx(accuracy, abs=1e-6)
-    kernels, biases = result.first_layer
-    assert kernels.shape == (3, 3, 1, 32) and biases.shape == (32,)
+    np.testing.assert_allclose(model.predict(prepare_images(data.x_test, "cnn"), verbose=0), result.probabilities,
+                               atol=1e-5)
 
 
 def test_batches_are_the_recipe_preprocessing_without_a_float_copy():
@@ -59,8 +69,8 @@ def test_parity_task_trains_a_one_output_binary_model():
     data = load_mnist("sample")
     result = train(tiny_config(task="parity", epochs=1), data)
     assert result.probabilities.shape == (1000, 1)
-    assert result.test_loss == pytest.approx(
-        cross_entropy("parity", result.probabilities, data.y_test % 2), rel=1e-6)
+    labels = data.y_test % 2
+    assert result.test_accuracy == pytest.approx(np.mean((result.probabilities[:, 0] > 0.5) == labels), abs=1e-6)
 
 
 def test_cancel_stops_at_the_next_check_and_returns_nothing():
@@ -76,19 +86,35 @@ def test_cancel_stops_at_the_next_check_and_returns_nothing():
     assert len(batches) == 3  # the third check stopped it; no further block of batches ran
 
 
-def test_early_stopping_keeps_the_best_weights():
+def test_early_stopping_keeps_the_best_val_loss_epoch_and_the_test_metrics_describe_it():
     data = load_mnist("sample")
     # A large learning rate makes validation loss bounce, so the last epoch is not the best.
-    config = tiny_config(epochs=8, patience=2, optimizer="sgd", learning_rate=0.9, validation="holdout",
+    config = tiny_config(epochs=8, patience=2, optimizer="sgd", learning_rate=0.3, validation="holdout",
                          validation_size=500, train_size=500)
     result = train(config, data)
+    losses = [r["val_loss"] for r in result.history]
+    assert result.kept_reason == "best_val_loss"
+    assert result.kept_epoch == losses.index(min(losses)) + 1
+    assert result.kept_epoch != len(result.history)  # the case that mattered: the last epoch is not kept
     split = split_data(config, data)
     from mnistlab.datasets.tasks import get_task
 
-    val_loss, _ = result.model.evaluate(prepare_images(split.x_val, "mlp"), get_task("digits").targets(split.y_val),
-                                        verbose=0)
-    best = min(r["val_loss"] for r in result.history)
-    assert val_loss == pytest.approx(best, rel=1e-4)
+    model = _model(config, result.weights)
+    val_loss, _ = model.evaluate(prepare_images(split.x_val, "mlp"), get_task("digits").targets(split.y_val),
+                                 verbose=0)
+    assert val_loss == pytest.approx(min(losses), rel=1e-4)
+    test_loss, test_accuracy = model.evaluate(prepare_images(data.x_test, "mlp"),
+                                              get_task("digits").targets(data.y_test), verbose=0)
+    assert (result.test_loss, result.test_accuracy) == (pytest.approx(test_loss, rel=1e-4),
+                                                        pytest.approx(test_accuracy, abs=1e-6))
+
+
+def test_a_loss_that_turns_non_finite_stops_the_run_as_diverged():
+    data = load_mnist("sample")
+    result = train(tiny_config(epochs=6, optimizer="sgd", learning_rate=10.0), data)
+    assert result.status == "diverged" and "became" in result.message
+    assert len(result.history) < 6 and result.history  # stopped at once, its history kept
+    assert result.test_accuracy is None and result.weights is None and result.probabilities is None
 
 
 def test_validation_schemes_follow_the_recipes():

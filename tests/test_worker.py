@@ -1,10 +1,16 @@
+import subprocess
+import sys
 import time
 
-from mnistlab.runs.worker import launch, work
-from tests.conftest import tiny_config
+import pytest
+
+from mnistlab.runs.store import RunStore
+from mnistlab.runs.worker import in_progress, launch, work
+from mnistlab.settings import Settings
+from tests.conftest import ROOT, tiny_config
 
 
-def wait_for(predicate, seconds=120):
+def wait_for(predicate, seconds=180):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
@@ -17,29 +23,58 @@ def test_a_launched_worker_trains_the_queue_in_its_own_process(store):
     configs = [tiny_config(epochs=2), tiny_config(arch="cnn", epochs=1)]
     run_ids = launch(store, configs)
     assert len(run_ids) == 2
-    statuses = {p.run_id: p.status for p in store.in_progress()}
+    statuses = {p.run_id: p.status for p in in_progress(store)}
     assert set(statuses) == set(run_ids) and set(statuses.values()) <= {"queued", "training"}
     assert launch(store, configs) == []  # already queued: not launched twice
-    assert wait_for(lambda: all(store.exists(r) for r in run_ids)), list(store.root.glob(".progress/*.log"))
-    assert store.in_progress() == []
+    assert wait_for(lambda: all(store.exists(r) for r in run_ids)), list(store.root.glob(".tmp/*.log"))
+    assert wait_for(lambda: in_progress(store) == [], 10)
     assert launch(store, configs) == []  # already stored
 
 
+def test_the_queue_is_listed_in_the_order_it_will_run(store):
+    configs = [tiny_config(seed=s) for s in (3, 1, 2)]
+    attempts = store.live.launch([(r.run_id, r.config.to_dict(), r.canonical_json, r.config.epochs)
+                                  for r in map(store.resolve, configs)])
+    assert [p.run_id for p in in_progress(store)] == [a.run_id for a in attempts]
+    assert [p.config.seed for p in in_progress(store)] == [3, 1, 2]
+
+
 def test_a_cancelled_queued_run_is_skipped(store):
-    first, second = tiny_config(epochs=1), tiny_config(epochs=1, seed=3)
-    second_id, _ = store.resolve(second)
-    store.request_cancel(second_id)
-    assert work(store, [first, second]) == 0
-    assert store.exists(store.resolve(first)[0]) and not store.exists(second_id)
-    assert store.progress(second_id).status == "cancelled"
+    first, second = store.resolve(tiny_config(epochs=1)), store.resolve(tiny_config(epochs=1, seed=3))
+    attempts = store.live.launch([(r.run_id, r.config.to_dict(), r.canonical_json, 1) for r in (first, second)])
+    store.live.request_cancel(attempts[1].id)
+    assert work(store, "test-worker") == 0
+    assert store.exists(first.run_id) and not store.exists(second.run_id)
+    assert store.live.latest(second.run_id).state == "cancelled"
 
 
-def test_a_queued_run_whose_worker_died_shows_as_interrupted(store, monkeypatch):
-    import mnistlab.runs.store as store_module
+def test_a_read_only_instance_refuses_to_launch(tmp_path):
+    store = RunStore(tmp_path / "runs", settings=Settings(read_only=True))
+    with pytest.raises(PermissionError, match="read-only"):
+        launch(store, [tiny_config()])
+    assert not (tmp_path / "runs").exists()
 
-    config = tiny_config()
-    run_id, _ = store.resolve(config)
-    store.mark_queued(run_id, config, "0" * 32)
-    assert store.progress(run_id).status == "queued"  # just launched: the worker may still be starting
-    monkeypatch.setattr(store_module, "WORKER_START_GRACE_SECONDS", 0.0)
-    assert store.progress(run_id).status == "interrupted"
+
+def test_eight_processes_launching_with_a_cap_of_one_train_one_at_a_time_and_all_finish(store):
+    env_cap = {"MNISTLAB_MAX_TRAININGS": "1", "MNISTLAB_STORE": str(store.root)}
+    code = ("import sys; from mnistlab.runs.store import RunStore; from mnistlab.runs.worker import launch\n"
+            "from tests.conftest import tiny_config\n"
+            "print(launch(RunStore(), [tiny_config(epochs=1, train_size=100, seed=int(sys.argv[1]))]))\n")
+    import os
+
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(seed)], cwd=ROOT, env={**os.environ, **env_cap},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(8)]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err[-2000:]
+    most = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        active = store.live.active()
+        most = max(most, sum(a.state == "training" for a in active))
+        if not active:
+            break
+        time.sleep(0.05)
+    assert most == 1
+    run_ids = [store.resolve(tiny_config(epochs=1, train_size=100, seed=s)).run_id for s in range(8)]
+    assert all(store.exists(run_id) for run_id in run_ids)

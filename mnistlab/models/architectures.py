@@ -154,6 +154,32 @@ def summarize(arch: str, task: str) -> list[dict[str, Any]]:
     return rows
 
 
+def weight_shapes(arch: str, task: str) -> list[tuple[int, ...]]:
+    """The shapes of the model's weights in Keras' order (kernel, bias per Dense and Conv2D layer).
+
+    What :meth:`keras.Model.get_weights` returns and a stored run's ``weights.npz`` holds.
+    Pure Python: no TensorFlow import.
+    """
+    spec = get_architecture(arch)
+    shape: tuple[int, ...] = spec.input_shape
+    shapes: list[tuple[int, ...]] = []
+    for layer in spec.layers:
+        kind = layer[0]
+        if kind == "dense":
+            shapes += [(shape[-1], layer[1]), (layer[1],)]
+            shape = (*shape[:-1], layer[1])
+        elif kind == "conv":
+            k = layer[2]
+            shapes += [(k, k, shape[-1], layer[1]), (layer[1],)]
+            shape = (shape[0] - k + 1, shape[1] - k + 1, layer[1])
+        elif kind == "pool":
+            shape = (shape[0] // layer[1], shape[1] // layer[1], shape[2])
+        elif kind == "flatten":
+            shape = (shape[0] * shape[1] * shape[2],)
+    units = get_task(task).units
+    return shapes + [(shape[-1], units), (units,)]
+
+
 def count_params(arch: str, task: str) -> int:
     return sum(row["params"] for row in summarize(arch, task))
 

@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # models sit below runs: the configuration is only read here
 
 EpochCallback = Callable[[dict[str, Any], list[dict[str, Any]]], None]
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
-_EPS = 1e-7  # keras.config.epsilon(), used by Keras' cross-entropies
 #: Batches run per call into TensorFlow (Keras' steps_per_execution), chosen per architecture
 #: by benchmarks/train_speed.py: small models are dominated by per-step overhead. The same
 #: batches and updates as one step per call; callbacks (progress, cancel) run per block.
@@ -57,16 +56,27 @@ class Split:
 
 @dataclasses.dataclass
 class TrainResult:
+    """What one training produced. ``status`` is ``finished`` or ``diverged``.
+
+    A finished run keeps the weights of ``kept_epoch``: the last epoch, or with early
+    stopping the epoch of lowest validation loss (``kept_reason`` says which). Its test
+    metrics are Keras' own ``model.evaluate`` of those weights, and ``probabilities`` their
+    predictions. A diverged run (a loss became NaN or infinite) has its history only.
+    """
+
+    status: str
     history: list[dict[str, Any]]
-    test_loss: float
-    test_accuracy: float
-    probabilities: np.ndarray
+    kept_epoch: int | None
+    kept_reason: str | None
+    test_loss: float | None
+    test_accuracy: float | None
+    probabilities: np.ndarray | None
     test_digits: np.ndarray
-    model: Any
+    weights: list[np.ndarray] | None
     timings: dict[str, float]
     versions: dict[str, str]
-    first_layer: tuple[np.ndarray, np.ndarray] | None
     split: dict[str, Any]
+    message: str = ""
 
 
 def split_data(config: "RunConfig", dataset: Dataset) -> Split:
@@ -139,17 +149,6 @@ def make_optimizer(name: str, learning_rate: float):
     return classes[name](learning_rate=learning_rate)
 
 
-def cross_entropy(task_name: str, probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy as Keras computes it from probabilities (clipped at 1e-7)."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    if get_task(task_name).units == 1:
-        p = np.clip(p.reshape(-1), _EPS, 1 - _EPS)
-        return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
-    p = p / p.sum(axis=1, keepdims=True)
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
-
-
 def versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
@@ -165,13 +164,23 @@ def versions() -> dict[str, str]:
     }
 
 
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def train(
     config: "RunConfig",
     dataset: Dataset,
     on_epoch: EpochCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Fit ``config`` on ``dataset``, evaluate on its test set, and return everything."""
+    """Fit ``config`` on ``dataset``, evaluate the kept weights on its test set, return everything.
+
+    ``config`` should be resolved (sizes explicit, see :func:`mnistlab.runs.config.resolve`);
+    an unresolved one trains the same model. A loss that turns NaN or infinite stops the run
+    at once (``status="diverged"``); a cancel raises :class:`Cancelled`.
+    """
     import keras
 
     started = time.perf_counter()
@@ -191,68 +200,85 @@ def train(
 
     history: list[dict[str, Any]] = []
     cancelled = False
+    diverged = ""
 
     class Observer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
-            nonlocal cancelled
+            nonlocal cancelled, diverged
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                diverged = f"the training loss became {float(loss)} in epoch {len(history) + 1}"
+                self.model.stop_training = True
             if should_stop is not None and should_stop():
                 cancelled = True
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
+            nonlocal diverged
             if cancelled:
                 return
             logs = logs or {}
-            record = {"epoch": epoch + 1}
-            record.update({k: float(logs[k]) for k in HISTORY_KEYS if k in logs})
+            record: dict[str, Any] = {"epoch": epoch + 1}
+            record.update({k: _finite(logs[k]) for k in HISTORY_KEYS if k in logs})
             record["seconds"] = time.perf_counter() - self.epoch_started
             record["elapsed"] = time.perf_counter() - fit_started
             history.append(record)
+            bad = [k for k in HISTORY_KEYS if k in logs and record[k] is None]
+            if bad and not diverged:
+                diverged = f"{bad[0]} became {float(logs[bad[0]])} in epoch {epoch + 1}"
+                self.model.stop_training = True
             if on_epoch is not None:
                 on_epoch(record, list(history))
 
     callbacks: list[Any] = [Observer()]
+    stopper = None
     if config.patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-        )
+        stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                restore_best_weights=True)
+        callbacks.append(stopper)
     fit_started = time.perf_counter()
     model.fit(fit_data, epochs=config.epochs, validation_data=validation_data, callbacks=callbacks, shuffle=False,
               verbose=0)
     fit_seconds = time.perf_counter() - fit_started
     if cancelled:
         raise Cancelled(f"training of {config.label()} was cancelled")
+    common = dict(test_digits=dataset.y_test, versions=versions(),
+                  split={"description": split.description, "fit_images": split.n_fit,
+                         "validation_images": split.n_val})
+    if diverged:
+        return TrainResult(status="diverged", history=history, kept_epoch=None, kept_reason=None, test_loss=None,
+                           test_accuracy=None, probabilities=None, weights=None, message=diverged,
+                           timings={"fit_seconds": fit_seconds, "evaluate_seconds": 0.0,
+                                    "total_seconds": time.perf_counter() - started}, **common)
+
+    # Keras' EarlyStopping(restore_best_weights=True) restores its best epoch at the end of
+    # training, also when training ran all its epochs: that epoch is the one kept.
+    if stopper is not None and stopper.best_weights is not None:
+        kept_epoch, kept_reason = int(stopper.best_epoch) + 1, "best_val_loss"
+    else:
+        kept_epoch, kept_reason = len(history), "last"
 
     eval_started = time.perf_counter()
+    test_data = batches(dataset.x_test, task.targets(dataset.y_test), EVAL_BATCH_SIZE, config.arch)
+    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
     probabilities = model.predict(batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch), verbose=0)
-    probabilities = probabilities.astype(np.float32)
-    labels = task.labels(dataset.y_test)
-    test_loss = cross_entropy(config.task, probabilities, labels)
-    test_accuracy = float(np.mean(task.predicted_labels(probabilities) == labels))
     eval_seconds = time.perf_counter() - eval_started
-
-    first_layer = None
-    if get_architecture(config.arch).is_convolutional:
-        conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-        kernel, bias = conv.get_weights()
-        first_layer = (kernel.astype(np.float32), bias.astype(np.float32))
-
     return TrainResult(
+        status="finished",
         history=history,
-        test_loss=test_loss,
-        test_accuracy=test_accuracy,
-        probabilities=probabilities,
-        test_digits=dataset.y_test,
-        model=model,
+        kept_epoch=kept_epoch,
+        kept_reason=kept_reason,
+        test_loss=float(test_loss),
+        test_accuracy=float(test_accuracy),
+        probabilities=probabilities.astype(np.float32),
+        weights=[np.asarray(w, dtype=np.float32) for w in model.get_weights()],
         timings={
             "fit_seconds": fit_seconds,
             "evaluate_seconds": eval_seconds,
             "total_seconds": time.perf_counter() - started,
         },
-        versions=versions(),
-        first_layer=first_layer,
-        split={"description": split.description, "fit_images": split.n_fit, "validation_images": split.n_val},
+        **common,
     )

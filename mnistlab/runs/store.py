@@ -2,30 +2,25 @@
 
 Layout under the store root (default ``cache/runs``; ``$MNISTLAB_STORE`` overrides)::
 
-    <run_id>/config.json        the configuration and its canonical form
-    <run_id>/history.json       one record per epoch (losses, accuracies, seconds)
-    <run_id>/metrics.json       test loss/accuracy, best epoch, timings, versions, data source
-    <run_id>/predictions.npz    test-set probabilities and labels (no pickle)
-    <run_id>/first_layer.npz    first Conv2D kernels and biases (CNNs only)
-    <run_id>/model.keras        the trained model (loaded with safe_mode=True)
-    .progress/<run_id>.json     live progress of a run being trained (any process can read it)
-    .progress/<run_id>.cancel   a cancel request for that run
-    .locks/<run_id>.lock        held by the one process that trains that run
-    .tmp/                       runs being written; renamed into place when whole
+    store.json              {"format": 3}: the version of the layout below
+    <run_id>/               one finished (or diverged) run: see mnistlab.runs.records
+    live.sqlite3            live state: queue, attempts, progress, cancels (mnistlab.runs.live)
+    .tmp/                   runs being written, imports being checked; renamed into place when whole
+    .duplicates/            runs that a migration found to be the same training as another (doctor)
 
-A reader sees a whole run or none. Two processes asking for the same configuration train
-it once: the second waits on the first's lock and then finds the finished run. A process
-killed mid-training releases its lock (the OS does), leaves no finished run, and the next
-request trains again. Nothing here is unpickled, and TensorFlow is imported only to
-train or to load a model.
+A reader sees a whole run or none: a run is written to ``.tmp/`` and renamed into place. A
+run's folder name is its id, and every file in it carries that id; reading never recomputes
+ids (the stored canonical form is what was hashed). Broken folders are listed with a reason
+and never raised into a listing. Nothing here unpickles anything, and TensorFlow is imported
+only to train a model or to build one from stored weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-import re
 import shutil
 import time
 import uuid
@@ -34,129 +29,173 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from filelock import FileLock, Timeout
 
-from mnistlab.datasets.mnist import Dataset, SourceInfo, load_source, resolve_source
+from mnistlab.datasets.mnist import Dataset, SourceInfo, load_source
 from mnistlab.datasets.tasks import get_task
-from mnistlab.errors import BrokenRun
+from mnistlab.errors import BrokenRun, StoreError, store_error
 from mnistlab.models.architectures import count_params
-from mnistlab.runs.config import RunConfig
+from mnistlab.runs import records
+from mnistlab.runs.config import Resolved, RunConfig, resolve
+from mnistlab.runs.records import RUN_ID, Predictions, RecordError, RunFiles  # noqa: F401  (re-exported)
 from mnistlab.settings import Settings, load_settings
 
 ENV_STORE = "MNISTLAB_STORE"
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "cache" / "runs"
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
-WORKER_START_GRACE_SECONDS = 30.0
-REQUIRED_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz")
+RUN_ID_PATTERN = RUN_ID
+STORE_FILE = "store.json"
+#: Temporary entries older than this are leftovers of a killed process, removed on start.
+STALE_TMP_SECONDS = 3600.0
 
 
 def check_run_id(run_id: Any) -> str:
     """Return ``run_id`` if it is 16 lowercase hex digits, else raise ValueError."""
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
-        raise ValueError(f"run id must be 16 hexadecimal digits, got {str(run_id)[:40]!r}")
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        from mnistlab.errors import ConfigError
+
+        raise ConfigError(f"run id must be 16 hexadecimal digits, got {str(run_id)[:40]!r}")
     return run_id
-
-
-def _read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(value, fh, indent=1, allow_nan=False)
-    os.replace(tmp, path)
-
-
-def _clean(value: Any) -> Any:
-    """NaN/inf -> None so JSON stays strict."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class Predictions:
-    probabilities: np.ndarray  # (N, units) as the model output them
-    labels: np.ndarray  # task labels of the test set
-    digits: np.ndarray  # digit labels of the test set
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
-    """A finished run as stored. Big parts (predictions, model) load on demand."""
+    """A stored run. Its JSON files are checked; its arrays load (and are checked) on demand."""
 
     run_id: str
     path: Path
     config: RunConfig
+    canonical: dict[str, Any]
+    aliases: tuple[str, ...]
     history: list[dict[str, Any]]
     metrics: dict[str, Any]
+
+    @classmethod
+    def from_files(cls, path: Path, files: RunFiles) -> "Run":
+        return cls(files.run_id, path, files.config, files.canonical, files.aliases, files.history, files.metrics)
 
     @property
     def label(self) -> str:
         return self.config.label()
+
+    @property
+    def status(self) -> str:
+        """``finished`` or ``diverged`` (a loss became NaN or infinite: history only)."""
+        return self.metrics["status"]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status == "finished"
+
+    @property
+    def kept_epoch(self) -> int | None:
+        """The epoch whose weights the run keeps (and its test metrics describe)."""
+        return self.metrics["kept_epoch"]
+
+    @property
+    def kept_record(self) -> dict[str, Any] | None:
+        return self.history[self.kept_epoch - 1] if self.kept_epoch else None
+
+    def kept_description(self) -> str:
+        """Which model the numbers describe, in words."""
+        if not self.is_finished:
+            return f"diverged after {len(self.history)} epoch(s): {self.metrics['message']}"
+        if self.metrics["kept_reason"] == "best_val_loss":
+            return (f"the weights of epoch {self.kept_epoch} of {len(self.history)} "
+                    "(lowest validation loss, restored by early stopping)")
+        return f"the weights after the last epoch ({self.kept_epoch})"
 
     def history_frame(self):
         import pandas as pd
 
         return pd.DataFrame(self.history)
 
+    def _need_finished(self, what: str) -> None:
+        if not self.is_finished:
+            raise BrokenRun(self.run_id, f"it diverged, so it has no {what}")
+
+    @functools.cached_property
+    def _predictions(self) -> Predictions:
+        self._need_finished("test predictions")
+        try:
+            return records.read_predictions(self.path, self.run_id, self.config.task, self.metrics["n_test"])
+        except RecordError as exc:
+            raise BrokenRun(self.run_id, str(exc)) from None
+        except OSError as exc:
+            raise BrokenRun(self.run_id, f"predictions.npz cannot be read ({exc.strerror or exc})") from None
+
     def predictions(self) -> Predictions:
-        with np.load(self.path / "predictions.npz", allow_pickle=False) as npz:
-            return Predictions(npz["probabilities"], npz["labels"], npz["digits"])
+        """The kept model's test-set predictions (checked; BrokenRun if they fail)."""
+        return self._predictions
+
+    def weights(self) -> list[np.ndarray]:
+        """The kept model's weights in Keras' order (checked; BrokenRun if they fail)."""
+        self._need_finished("weights")
+        try:
+            return records.read_weights(self.path, self.run_id, self.config.arch, self.config.task)
+        except RecordError as exc:
+            raise BrokenRun(self.run_id, str(exc)) from None
+        except OSError as exc:
+            raise BrokenRun(self.run_id, f"weights.npz cannot be read ({exc.strerror or exc})") from None
 
     @property
     def has_first_layer(self) -> bool:
-        return (self.path / "first_layer.npz").is_file()
+        from mnistlab.models.architectures import get_architecture
+
+        return self.is_finished and get_architecture(self.config.arch).is_convolutional
 
     def first_layer(self) -> tuple[np.ndarray, np.ndarray] | None:
         """First Conv2D layer: kernels (k, k, 1, filters) and biases (filters,), or None."""
-        path = self.path / "first_layer.npz"
-        if not path.exists():
+        if not self.has_first_layer:
             return None
-        with np.load(path, allow_pickle=False) as npz:
-            return npz["kernels"], npz["biases"]
+        kernels, biases = self.weights()[:2]
+        return kernels, biases
 
-    def load_model(self):
-        """The trained Keras model (imports TensorFlow)."""
-        import keras
+    def build_model(self):
+        """The kept model as a Keras model, rebuilt from the architecture (imports TensorFlow)."""
+        from mnistlab.models.architectures import build_model
 
-        return keras.saving.load_model(self.path / "model.keras", safe_mode=True)
+        model = build_model(self.config.arch, self.config.task)
+        model.set_weights(self.weights())
+        return model
+
+    def keras_file(self) -> bytes:
+        """The kept model as a ``.keras`` file, built on demand (imports TensorFlow)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{self.run_id}.keras"
+            self.build_model().save(path)
+            return path.read_bytes()
 
     def summary_row(self) -> dict[str, Any]:
-        """One flat row for tables: configuration and key figures."""
+        """One flat row for tables: configuration and the kept model's figures."""
         m = self.metrics
         c = self.config
+        kept = self.kept_record or {}
         return {
             "run_id": self.run_id,
             "label": self.label,
+            "status": self.status,
             "task": c.task,
             "arch": c.arch,
             "epochs": c.epochs,
-            "epochs_run": m.get("epochs_run"),
+            "epochs_run": m["epochs_run"],
             "batch_size": c.batch_size,
             "optimizer": c.optimizer,
             "learning_rate": c.effective_learning_rate,
             "validation": c.validation,
-            "train_size": m.get("split", {}).get("fit_images"),
+            "train_size": m["split"]["fit_images"],
             "patience": c.patience,
             "seed": c.seed,
-            "test_accuracy": m.get("test_accuracy"),
-            "test_loss": m.get("test_loss"),
-            "best_val_accuracy": m.get("best_val_accuracy"),
-            "best_epoch": m.get("best_epoch"),
-            "final_loss": m.get("final_loss"),
-            "final_val_loss": m.get("final_val_loss"),
-            "train_seconds": m.get("timings", {}).get("fit_seconds"),
-            "params": m.get("params"),
-            "data": m.get("data", {}).get("kind"),
-            "created": m.get("created"),
+            "test_accuracy": m["test_accuracy"],
+            "test_loss": m["test_loss"],
+            "kept_epoch": m["kept_epoch"],
+            "val_accuracy": kept.get("val_accuracy"),
+            "val_loss": kept.get("val_loss"),
+            "loss": kept.get("loss"),
+            "train_seconds": m["timings"]["fit_seconds"],
+            "params": m["params"],
+            "data": m["data"]["kind"],
+            "created": m["created"],
         }
 
 
@@ -165,29 +204,9 @@ class Listing:
     runs: list[Run]
     broken: list[BrokenRun]
 
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """What another process can see of a run in training."""
-
-    run_id: str
-    config: RunConfig
-    status: str  # training, cancelled, failed, interrupted
-    epochs_total: int
-    history: list[dict[str, Any]]
-    started: float
-    updated: float
-    message: str
-    worker: str = ""  # the worker process (see mnistlab.runs.worker) that trains it, if any
-
-    @property
-    def epochs_done(self) -> int:
-        return len(self.history)
-
-    @property
-    def is_active(self) -> bool:
-        """Queued or training: a worker will still produce this run."""
-        return self.status in ("queued", "training")
+    def aliases(self) -> dict[str, str]:
+        """Old run ids (from before a migration) -> today's ids."""
+        return {alias: run.run_id for run in self.runs for alias in run.aliases}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,109 +215,211 @@ class Obtained:
     cached: bool  # True: it was in the store (or another process finished it); no training here
 
 
-def summarize_history(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """Best validation epoch and final losses from a history."""
-    out: dict[str, Any] = {"epochs_run": len(history)}
-    if history:
-        out["final_loss"] = history[-1].get("loss")
-        out["final_val_loss"] = history[-1].get("val_loss")
-        with_val = [h for h in history if h.get("val_accuracy") is not None]
-        if with_val:
-            best = max(with_val, key=lambda h: h["val_accuracy"])
-            out["best_val_accuracy"] = best["val_accuracy"]
-            out["best_epoch"] = best["epoch"]
-    return out
+@dataclasses.dataclass
+class DoctorReport:
+    """What :meth:`RunStore.doctor` found, and (with repair) did."""
+
+    runs: int = 0
+    broken: list[BrokenRun] = dataclasses.field(default_factory=list)
+    migrated: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (old id, new id)
+    duplicates: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (run id, set-aside folder)
+    leftovers: list[str] = dataclasses.field(default_factory=list)
+    live: dict[str, int] = dataclasses.field(default_factory=dict)
+    repaired: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.broken and not self.leftovers
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "broken": [{"run_id": b.run_id, "reason": b.reason} for b in self.broken],
+            "migrated": [{"from": a, "to": b} for a, b in self.migrated],
+            "duplicates": [{"run_id": a, "set_aside_in": b} for a, b in self.duplicates],
+            "leftovers": self.leftovers,
+            "live": self.live,
+            "repaired": self.repaired,
+            "notes": self.notes,
+        }
 
 
 class RunStore:
-    """Finished runs and live progress under one root folder."""
+    """Finished runs under one root folder, and the live state of the ones in training."""
 
     def __init__(self, root: str | os.PathLike | None = None, settings: Settings | None = None):
         root = root if root is not None else (os.environ.get(ENV_STORE, "").strip() or DEFAULT_ROOT)
         self.root = Path(root).expanduser().resolve()
         self.settings = settings if settings is not None else load_settings()
-        self.worker = ""  # set by a worker process (mnistlab.runs.worker) so its progress records name it
+        self._cache: dict[str, tuple[tuple, Run | BrokenRun]] = {}
+        self._checked = False
+        self._live = None
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
-    # -- paths ---------------------------------------------------------------------
+    # -- paths and state -------------------------------------------------------------
     def run_path(self, run_id: str) -> Path:
         return self.root / check_run_id(run_id)
 
-    def _progress_path(self, run_id: str) -> Path:
-        return self.root / ".progress" / f"{check_run_id(run_id)}.json"
+    def _check_root(self) -> bool:
+        """False if there is no store yet; StoreError if the path is not a usable folder."""
+        if self.root.is_dir():
+            return True
+        if self.root.exists():
+            raise StoreError(f"the store path {self.root} is a file, not a folder: point MNISTLAB_STORE (or "
+                             "--store) at a folder")
+        return False
 
-    def _cancel_path(self, run_id: str) -> Path:
-        return self.root / ".progress" / f"{check_run_id(run_id)}.cancel"
+    def _writable(self, action: str) -> None:
+        self.settings.refuse_writes(action)
+        try:
+            if self.root.exists() and not self.root.is_dir():
+                raise NotADirectoryError(20, "Not a directory", str(self.root))
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store_error(action, exc, self.root) from None
+        self._open()
 
-    def _lock(self, run_id: str) -> FileLock:
-        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
-        return FileLock(self.root / ".locks" / f"{check_run_id(run_id)}.lock")
+    @property
+    def live(self):
+        """The live state (SQLite): queue, attempts, progress, cancels."""
+        if self._live is None:
+            from mnistlab.runs.live import LiveState
+
+            self._live = LiveState(self.root / "live.sqlite3", read_only=self.settings.read_only)
+        return self._live
+
+    def _open(self) -> None:
+        """Once per instance: bring an older store up to date and clear leftovers (when writable)."""
+        if self._checked or self.settings.read_only or not self.root.is_dir():
+            return
+        self._checked = True
+        marker = self.root / STORE_FILE
+        try:
+            stored = json.loads(marker.read_text()) if marker.is_file() else {}
+        except (OSError, ValueError):
+            stored = {}
+        if stored.get("format") != records.FORMAT:
+            from mnistlab.runs import migrate
+
+            migrate.migrate_store(self)
+            self._write_marker()
+        self.clean_leftovers()
+
+    def _write_marker(self) -> None:
+        try:
+            _atomic_write(self.root / STORE_FILE, json.dumps({"format": records.FORMAT}))
+        except OSError as exc:
+            raise store_error("writing the store's format marker", exc) from None
+
+    def clean_leftovers(self, older_than: float = STALE_TMP_SECONDS) -> list[str]:
+        """Remove temporary entries left by killed processes (older than ``older_than`` seconds)."""
+        removed = []
+        tmp = self.root / ".tmp"
+        if not tmp.is_dir():
+            return removed
+        now = time.time()
+        for entry in tmp.iterdir():
+            try:
+                if now - entry.lstat().st_mtime > older_than:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                    removed.append(entry.name)
+            except OSError:
+                continue
+        return removed
+
+    def tmp_dir(self, kind: str) -> Path:
+        """A fresh private folder under ``.tmp/`` (for a run being written or a bundle being checked)."""
+        path = self.root / ".tmp" / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
 
     # -- identity ------------------------------------------------------------------
-    def resolve(self, config: RunConfig, dataset: Dataset | None = None) -> tuple[str, SourceInfo]:
-        """The run id of ``config`` and the data source it resolves to."""
-        info = dataset.source if dataset is not None else resolve_source(config.data)
-        return config.run_id(info.fingerprint), info
+    def resolve(self, config: RunConfig, dataset: Dataset | SourceInfo | None = None) -> Resolved:
+        """``config`` resolved against its data: explicit sizes, pinned source, run id."""
+        return resolve(config, dataset)
 
     # -- reading -------------------------------------------------------------------
     def exists(self, run_id: str) -> bool:
         return (self.run_path(run_id) / "metrics.json").is_file()
 
-    def load(self, run_id: str) -> Run:
-        """Load a finished run; KeyError if absent, BrokenRun if unreadable."""
-        path = self.run_path(run_id)
-        if not path.is_dir():
-            raise KeyError(f"no run {run_id} in {self.root}")
-        missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
-        if missing:
-            raise BrokenRun(run_id, f"missing {', '.join(missing)}")
+    def _stat_key(self, folder: Path) -> tuple:
+        key = []
+        for name in records.RUN_FILES:
+            try:
+                st = (folder / name).stat()
+                key.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                key.append(None)
+        return tuple(key)
+
+    def _read(self, folder: Path) -> Run | BrokenRun:
+        run_id = folder.name
+        key = self._stat_key(folder)
+        cached = self._cache.get(run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         try:
-            stored = _read_json(path / "config.json")
-            config = RunConfig.from_dict(stored["config"])
-            history = _read_json(path / "history.json")
-            metrics = _read_json(path / "metrics.json")
-            fingerprint = metrics["data"]["fingerprint"]
-            schema = int(stored["canonical"]["schema"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BrokenRun(run_id, f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-            raise BrokenRun(run_id, "history.json is not a list of epoch records")
-        if not isinstance(metrics, dict):
-            raise BrokenRun(run_id, "metrics.json is not an object")
-        if config.run_id(fingerprint, schema) != run_id:
-            raise BrokenRun(run_id, "its configuration hashes to another run id")
-        return Run(run_id, path, config, history, metrics)
+            result: Run | BrokenRun = Run.from_files(folder, records.read_run_files(folder))
+        except RecordError as exc:
+            result = BrokenRun(run_id, _older_format_hint(folder, str(exc)))
+        except OSError as exc:
+            result = BrokenRun(run_id, f"its files cannot be read ({exc.strerror or exc})")
+        self._cache[run_id] = (key, result)
+        return result
+
+    def load(self, run_id: str) -> Run:
+        """A stored run; KeyError if there is none, BrokenRun if it cannot be read."""
+        path = self.run_path(run_id)
+        self._check_root()
+        self._open()
+        if not path.is_dir():
+            alias = self.list_runs().aliases().get(run_id)
+            if alias is None:
+                raise KeyError(f"no run {run_id} in {self.root}")
+            path = self.root / alias
+        result = self._read(path)
+        if isinstance(result, BrokenRun):
+            raise result
+        return result
 
     def lookup(self, run_id: str) -> Run | None:
-        """The finished run, or None if there is none (a broken one raises BrokenRun)."""
+        """The stored run, or None if there is none (a broken one raises BrokenRun)."""
         try:
             return self.load(run_id)
         except KeyError:
             return None
 
     def _run_dirs(self) -> Iterator[Path]:
-        if not self.root.is_dir():
+        if not self._check_root():
             return
-        for entry in sorted(self.root.iterdir()):
+        self._open()
+        try:
+            entries = sorted(self.root.iterdir())
+        except OSError as exc:
+            raise store_error("listing the store", exc, self.root) from None
+        for entry in entries:
             if entry.name.startswith(".") or not entry.is_dir():
                 continue
             yield entry
 
     def list_runs(self) -> Listing:
-        """Every finished run, newest first; broken folders are reported, never raised."""
+        """Every stored run, newest first; broken folders are reported, never raised."""
         runs: list[Run] = []
         broken: list[BrokenRun] = []
+        seen = set()
         for entry in self._run_dirs():
-            if not RUN_ID_PATTERN.match(entry.name):
-                broken.append(BrokenRun(entry.name, "folder name is not a run id"))
+            seen.add(entry.name)
+            if not RUN_ID.match(entry.name):
+                broken.append(BrokenRun(entry.name[:40], "the folder name is not a run id"))
                 continue
-            try:
-                runs.append(self.load(entry.name))
-            except BrokenRun as exc:
-                broken.append(exc)
-        runs.sort(key=lambda r: r.metrics.get("created", ""), reverse=True)
+            result = self._read(entry)
+            (broken if isinstance(result, BrokenRun) else runs).append(result)
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        runs.sort(key=lambda r: r.metrics["created"], reverse=True)
         return Listing(runs, broken)
 
     def runs_frame(self, runs: list[Run] | None = None):
@@ -306,269 +427,187 @@ class RunStore:
         import pandas as pd
 
         runs = self.list_runs().runs if runs is None else runs
-        rows = [run.summary_row() for run in runs]
-        return pd.DataFrame(rows)
+        return pd.DataFrame([run.summary_row() for run in runs])
 
-    # -- progress --------------------------------------------------------------------
-    def _is_locked(self, run_id: str) -> bool:
-        return self._is_locked_path(self.root / ".locks" / f"{check_run_id(run_id)}.lock")
-
-    @staticmethod
-    def _is_locked_path(path: Path) -> bool:
-        if not path.exists():
-            return False
-        lock = FileLock(path)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return True
-        lock.release()
-        return False
-
-    def progress(self, run_id: str) -> Progress | None:
-        """Live progress of a run that is (or was) training, as any process sees it.
-
-        ``status``: ``queued`` (a worker will train it), ``training``, ``cancelled``,
-        ``failed``, or ``interrupted`` (its process died: the lock is free).
-        """
-        path = self._progress_path(run_id)
-        try:
-            record = _read_json(path)
-            config = RunConfig.from_dict(record["config"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        status = record.get("status", "training")
-        updated = float(record.get("updated", 0.0))
-        if status == "training" and not self._is_locked(run_id):
-            status = "interrupted"
-        elif status == "queued":
-            worker = str(record.get("worker", ""))
-            starting = time.time() - updated < WORKER_START_GRACE_SECONDS
-            if not starting and not (re.fullmatch(r"[0-9a-f]{32}", worker) and self._is_locked_path(
-                    self.root / ".locks" / f"worker-{worker}.lock")):
-                status = "interrupted"
-        return Progress(
-            run_id=run_id,
-            config=config,
-            status=status,
-            epochs_total=int(record.get("epochs_total", config.epochs)),
-            history=list(record.get("history", [])),
-            started=float(record.get("started", 0.0)),
-            updated=updated,
-            message=str(record.get("message", "")),
-            worker=str(record.get("worker", "")),
-        )
-
-    def in_progress(self) -> list[Progress]:
-        """Runs with a progress record (training now, or cancelled/failed/interrupted)."""
-        folder = self.root / ".progress"
-        if not folder.is_dir():
-            return []
-        found = []
-        for path in sorted(folder.glob("*.json")):
-            if RUN_ID_PATTERN.match(path.stem) and not self.exists(path.stem):
-                progress = self.progress(path.stem)
-                if progress is not None:
-                    found.append(progress)
-        return sorted(found, key=lambda p: p.started, reverse=True)
-
-    def request_cancel(self, run_id: str) -> None:
-        """Ask the process training ``run_id`` to stop (it stops within one block of batches)."""
-        self.settings.refuse_writes("Cancelling a run")
-        path = self._cancel_path(run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-
-    def dismiss(self, run_id: str) -> None:
-        """Forget the progress record of a run that is not training any more."""
-        self.settings.refuse_writes("Dismissing a run")
-        if not self._is_locked(run_id):
-            for path in (self._progress_path(run_id), self._cancel_path(run_id)):
-                path.unlink(missing_ok=True)
-
-    def worker_lock(self, token: str) -> FileLock:
-        """The lock a worker process holds while it lives (see :mod:`mnistlab.runs.worker`)."""
-        if not re.fullmatch(r"[0-9a-f]{32}", token):
-            raise ValueError(f"worker token must be 32 hexadecimal digits, got {token[:40]!r}")
-        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
-        return FileLock(self.root / ".locks" / f"worker-{token}.lock")
-
-    def mark_queued(self, run_id: str, config: RunConfig, worker: str) -> None:
-        """Record that the worker ``worker`` will train this run."""
-        self._write_progress(run_id, config, "queued", [], time.time(), "waiting for its turn", worker=worker)
-
-    def mark_cancelled(self, run_id: str, config: RunConfig, message: str) -> None:
-        self._write_progress(run_id, config, "cancelled", [], time.time(), message)
-
-    def take_cancel_request(self, run_id: str) -> bool:
-        """True (and the request is consumed) if a cancel was requested for ``run_id``."""
-        path = self._cancel_path(run_id)
-        if path.exists():
-            path.unlink(missing_ok=True)
-            return True
-        return False
-
-    def _write_progress(self, run_id: str, config: RunConfig, status: str, history, started: float,
-                        message: str = "", worker: str | None = None) -> None:
-        path = self._progress_path(run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, _clean({
-            "run_id": run_id,
-            "config": config.to_dict(),
-            "status": status,
-            "epochs_total": config.epochs,
-            "history": history,
-            "started": started,
-            "updated": time.time(),
-            "pid": os.getpid(),
-            "worker": self.worker if worker is None else worker,
-            "message": message,
-        }))
-
-    # -- training ----------------------------------------------------------------------
-    def get_or_train(
-        self,
-        config: RunConfig,
-        *,
-        dataset: Dataset | None = None,
-        on_epoch: Callable[[dict, list], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_wait: Callable[[Progress | None], None] | None = None,
-    ) -> Obtained:
-        """Return the stored run for ``config``, training it first if needed.
-
-        If another process is training the same run, wait for it (``on_wait`` is called
-        about once a second with its progress) and return its result. If that process
-        died or was cancelled, train here. Raises :class:`mnistlab.models.training.Cancelled`
-        when ``should_stop`` or :meth:`request_cancel` stops the run.
-        """
-        run_id, info = self.resolve(config, dataset)
-        run = self.lookup(run_id)
-        if run is not None:
-            return Obtained(run, cached=True)
-        self.check_allowed(config, dataset or info)
-        lock = self._lock(run_id)
-        waited = False
-        while True:
-            try:
-                lock.acquire(timeout=0 if not waited else 1.0)
-                break
-            except Timeout:
-                waited = True
-                if should_stop is not None and should_stop():
-                    from mnistlab.models.training import Cancelled
-
-                    raise Cancelled(f"stopped waiting for run {run_id}") from None
-                if on_wait is not None:
-                    on_wait(self.progress(run_id))
-        try:
-            run = self.lookup(run_id)
-            if run is not None:
-                return Obtained(run, cached=True)
-            return Obtained(self._train_locked(run_id, info, config, dataset, on_epoch, should_stop), cached=False)
-        finally:
-            lock.release()
-
-    def check_allowed(self, config: RunConfig, data: Dataset | SourceInfo) -> None:
-        """Raise ReadOnlyError or LimitError if this instance may not train ``config``."""
+    # -- writing -------------------------------------------------------------------
+    def check_allowed(self, resolved: Resolved) -> None:
+        """Raise ReadOnlyError or LimitError if this instance may not train ``resolved``."""
         self.settings.refuse_writes("Training")
-        if self.settings.max_train_size is not None and config.train_size is None:
-            dataset = data if isinstance(data, Dataset) else load_source(data)
-            from mnistlab.models.training import split_data
+        self.settings.check_config(resolved.explicit)
 
-            self.settings.check_config(config, split_data(config, dataset).n_fit)
-        else:
-            self.settings.check_config(config)
+    def train(self, resolved: Resolved, *, dataset: Dataset | None = None,
+              on_epoch: Callable[[dict, list], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> Run:
+        """Train ``resolved`` here and now and store it (no queue: see :mod:`mnistlab.runs.worker`).
 
-    def _train_locked(self, run_id, info, config, dataset, on_epoch, should_stop) -> Run:
-        from mnistlab.models.training import Cancelled, train
+        Returns the stored run (``status`` finished or diverged); raises
+        :class:`mnistlab.models.training.Cancelled` when ``should_stop`` stops it.
+        """
+        from mnistlab.models.training import train
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_tmp(run_id)
-        cancel_path = self._cancel_path(run_id)
-        cancel_path.unlink(missing_ok=True)
-        started = time.time()
-        self._write_progress(run_id, config, "training", [], started, "loading data")
+        self.check_allowed(resolved)
+        self._writable("Training")
+        data = dataset if dataset is not None else load_source(resolved.source)
+        result = train(resolved.explicit, data, on_epoch=on_epoch, should_stop=should_stop)
+        return self.write_run(resolved, result)
 
-        def stop_requested() -> bool:  # checked after every batch: one stat() call
-            return (should_stop is not None and should_stop()) or cancel_path.exists()
-
-        seen: list[dict] = []
-
-        def epoch_done(record, history):
-            seen[:] = history
-            self._write_progress(run_id, config, "training", history, started)
-            if on_epoch is not None:
-                on_epoch(record, history)
-
+    def write_run(self, resolved: Resolved, result) -> Run:
+        """Store a training result atomically (temporary folder, then rename)."""
+        run_id, info = resolved.run_id, resolved.source
+        task = get_task(resolved.config.task)
+        self._writable("Storing a run")
+        kept = result.history[result.kept_epoch - 1] if result.kept_epoch else {}
+        metrics = {
+            "run_id": run_id,
+            "status": result.status,
+            "kept_epoch": result.kept_epoch,
+            "kept_reason": result.kept_reason,
+            "epochs_run": len(result.history),
+            "test_loss": result.test_loss,
+            "test_accuracy": result.test_accuracy,
+            "val_loss": kept.get("val_loss"),
+            "val_accuracy": kept.get("val_accuracy"),
+            "params": count_params(resolved.config.arch, resolved.config.task),
+            "split": result.split,
+            "timings": result.timings,
+            "versions": result.versions,
+            "data": {"kind": info.kind, "title": info.title, "fingerprint": info.fingerprint,
+                     "reason": info.reason[:2000]},
+            "n_test": int(len(result.test_digits)) if result.probabilities is not None else 0,
+            "created": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "message": result.message,
+        }
+        config_doc = {"format": records.FORMAT, "run_id": run_id, "config": resolved.config.to_dict(),
+                      "canonical": resolved.canonical_json, "aliases": []}
+        history_doc = {"run_id": run_id, "epochs": records.clean(result.history)}
+        metrics = records.clean(metrics)
+        records.check_files(run_id, config_doc, history_doc, metrics)  # what is written reads back
+        tmp = None
         try:
-            data = dataset if dataset is not None else load_source(info)
-            self._write_progress(run_id, config, "training", [], started, "building the model")
-            result = train(config, data, on_epoch=epoch_done, should_stop=stop_requested)
-        except Cancelled:
-            self._write_progress(run_id, config, "cancelled", seen, started, "cancelled on request")
-            cancel_path.unlink(missing_ok=True)
-            raise
-        except BaseException as exc:
-            self._write_progress(run_id, config, "failed", seen, started, f"{type(exc).__name__}: {exc}")
-            raise
-        run = self._write_run(run_id, config, info, result)
-        self._progress_path(run_id).unlink(missing_ok=True)
-        cancel_path.unlink(missing_ok=True)
-        return run
-
-    def _remove_stale_tmp(self, run_id: str) -> None:
-        tmp_root = self.root / ".tmp"
-        if tmp_root.is_dir():
-            for entry in tmp_root.glob(f"{run_id}-*"):
-                shutil.rmtree(entry, ignore_errors=True)
-
-    def _write_run(self, run_id: str, config: RunConfig, info: SourceInfo, result) -> Run:
-        task = get_task(config.task)
-        tmp = self.root / ".tmp" / f"{run_id}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
-        try:
-            metrics = {
-                "run_id": run_id,
-                "test_loss": result.test_loss,
-                "test_accuracy": result.test_accuracy,
-                **summarize_history(result.history),
-                "params": count_params(config.arch, config.task),
-                "split": result.split,
-                "timings": result.timings,
-                "versions": result.versions,
-                "data": {"kind": info.kind, "title": info.title, "fingerprint": info.fingerprint,
-                         "reason": info.reason},
-                "n_test": int(len(result.probabilities)),
-                "created": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            }
-            _write_json(tmp / "config.json", {"run_id": run_id, "config": config.to_dict(),
-                                              "canonical": config.canonical(info.fingerprint)})
-            _write_json(tmp / "history.json", _clean(result.history))
-            labels = task.labels(result.test_digits)
-            np.savez(tmp / "predictions.npz", probabilities=result.probabilities, labels=labels,
-                     digits=np.asarray(result.test_digits, dtype=np.int64))
-            if result.first_layer is not None:
-                np.savez(tmp / "first_layer.npz", kernels=result.first_layer[0], biases=result.first_layer[1])
-            result.model.save(tmp / "model.keras")
-            _write_json(tmp / "metrics.json", _clean(metrics))  # last: marks the run as whole
-            target = self.root / run_id
-            if target.exists():  # only after a broken folder: replace it
-                shutil.rmtree(target)
-            os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            tmp = self.tmp_dir(f"run-{run_id}")
+            if result.status == "finished":
+                records.save_predictions(tmp / "predictions.npz", run_id, result.probabilities,
+                                         task.labels(result.test_digits), result.test_digits)
+                records.save_weights(tmp / "weights.npz", run_id, resolved.config.arch, result.weights)
+            _write(tmp / "config.json", records.json_text(config_doc))
+            _write(tmp / "history.json", records.json_text(history_doc))
+            _write(tmp / "metrics.json", records.json_text(metrics))
+            self._place(tmp, run_id)
+        except OSError as exc:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise store_error(f"storing run {run_id}", exc) from None
         return self.load(run_id)
+
+    def _place(self, folder: Path, run_id: str) -> None:
+        """Rename a whole run folder into place; a broken folder of the same id is replaced."""
+        target = self.root / run_id
+        if target.exists():
+            existing = self._read(target) if target.is_dir() else None
+            if isinstance(existing, Run):  # another process stored it meanwhile: keep that one
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            trash = self.root / ".tmp" / f"replaced-{run_id}-{uuid.uuid4().hex[:8]}"
+            os.rename(target, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(folder, target)
+
+    # -- training through the queue -----------------------------------------------------
+    def get_or_train(self, config: RunConfig, *, dataset: Dataset | None = None,
+                     on_epoch: Callable[[dict, list], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None,
+                     on_wait: Callable[[Any], None] | None = None) -> Obtained:
+        """The stored run for ``config``, trained first (in this process, through the queue) if needed.
+
+        If another process is training it, wait for that one (``on_wait`` is called about once
+        a second with its attempt). Over ``MNISTLAB_MAX_TRAININGS`` the run waits its turn.
+        """
+        from mnistlab.runs.worker import obtain
+
+        return obtain(self, config, dataset=dataset, on_epoch=on_epoch, should_stop=should_stop, on_wait=on_wait)
 
     # -- housekeeping --------------------------------------------------------------
     def delete(self, run_id: str) -> None:
-        """Remove a finished (or broken) run folder."""
+        """Remove a stored (or broken) run folder."""
         self.settings.refuse_writes("Deleting a run")
         path = self.run_path(run_id)
         if not path.exists():
             raise KeyError(f"no run {run_id} in {self.root}")
-        trash = self.root / ".tmp" / f"deleted-{run_id}-{uuid.uuid4().hex[:8]}"
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(path, trash)
+        try:
+            trash = self.root / ".tmp" / f"deleted-{run_id}-{uuid.uuid4().hex[:8]}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, trash)
+        except OSError as exc:
+            raise store_error(f"deleting run {run_id}", exc) from None
         shutil.rmtree(trash, ignore_errors=True)
+        self._cache.pop(run_id, None)
+
+    def doctor(self, repair: bool = False) -> DoctorReport:
+        """Check the store: broken runs, leftovers, duplicates, live state; ``repair`` fixes what it can.
+
+        Repairing moves broken run folders to ``.broken/`` (nothing is deleted), removes
+        temporary leftovers, and requeues or fails attempts whose worker died.
+        """
+        from mnistlab.runs import migrate
+
+        report = DoctorReport()
+        if not self._check_root():
+            return report
+        if repair:
+            self._writable("Repairing the store")
+        report.migrated = migrate.migrated_pairs(self)
+        listing = self.list_runs()
+        report.runs = len(listing.runs)
+        report.broken = listing.broken
+        report.duplicates = migrate.duplicates(self)
+        tmp = self.root / ".tmp"
+        if tmp.is_dir():
+            report.leftovers = sorted(entry.name for entry in tmp.iterdir())
+        try:
+            report.live = self.live.counts()
+        except StoreError as exc:  # a damaged database is reported, not raised
+            report.notes.append(f"the live state cannot be read: {exc}")
+        if repair:
+            for broken in listing.broken:
+                source = self.root / broken.run_id
+                target = self.root / ".broken" / f"{broken.run_id}-{uuid.uuid4().hex[:6]}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(source, target)
+                report.repaired.append(f"moved broken run {broken.run_id} to {target}")
+            for name in self.clean_leftovers(older_than=0):
+                report.repaired.append(f"removed leftover .tmp/{name}")
+            try:
+                for attempt in self.live.reap():
+                    report.repaired.append(f"attempt {attempt.id} of run {attempt.run_id}: {attempt.state}")
+            except StoreError as exc:
+                report.notes.append(f"the live state cannot be repaired: {exc}")
+        return report
+
+
+def _older_format_hint(folder: Path, reason: str) -> str:
+    """A broken run written by an older mnistlab says how to convert it."""
+    try:
+        doc = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and doc.get("format") != records.FORMAT and "canonical" in doc:
+            return (f"stored by an older mnistlab ({reason}); open the store once with writing allowed, or run "
+                    "`python -m mnistlab doctor --repair`, to convert it")
+    except (OSError, ValueError):
+        pass
+    return reason
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        _write(tmp, text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+

@@ -1,98 +1,265 @@
-"""Training jobs that outlive the page that launched them.
+"""Training through the one queue: launches, worker processes, and training in the foreground.
 
-:func:`launch` starts one detached worker process (``python -m mnistlab.runs.worker``) that
-trains a list of configurations one after the other through the run store. The worker
-calls no Streamlit API; the page follows it by reading the store's progress records, so
-a rerun, a page switch or a browser reload changes nothing. Queued runs show as
-``queued``; a cancel request skips a queued run or stops a training one within a batch.
+Every training goes through the live state (:mod:`mnistlab.runs.live`): the app's and the
+CLI's launches, and local sweeps, add attempts to one queue in one transaction, and a
+worker *claims* an attempt only while fewer than ``MNISTLAB_MAX_TRAININGS`` (default: one
+per two cores) are training. So launches over the cap wait their turn; they are never
+refused, and the cap holds across processes.
+
+- :func:`launch` queues configurations and starts a detached worker process
+  (``python -m mnistlab.runs.worker``) that drains the queue and exits when it is empty. It
+  calls no Streamlit API; pages follow it through the live state, so a rerun, a page switch
+  or a browser reload changes nothing.
+- :func:`obtain` (what ``RunStore.get_or_train`` and ``mnistlab train`` use) returns a stored
+  run, or queues the configuration and trains it in this process when its turn comes, or
+  waits for the process already training it.
+
+A worker heartbeats every second from a thread; a worker that dies is noticed by the next
+claim or reap (its heartbeat stale, its process gone) and its run is requeued. A cancel
+addresses one attempt and stops it within one block of batches.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+from mnistlab.errors import MnistlabError, StoreError
 from mnistlab.runs.config import RunConfig
-from mnistlab.runs.store import RunStore
-from mnistlab.settings import LimitError
+from mnistlab.runs.live import Attempt, Heartbeat
+from mnistlab.runs.store import Obtained, Run, RunStore
+
+#: How long a worker with nothing to claim (all queued runs waiting for the cap) keeps polling.
+IDLE_POLL_SECONDS = 0.5
 
 
-def launch(store: RunStore, configs: Sequence[RunConfig]) -> list[str]:
-    """Queue ``configs`` (skipping stored or already queued/training ones) in a new worker.
+def max_trainings(store: RunStore) -> int:
+    """How many runs may train at once: ``MNISTLAB_MAX_TRAININGS``, else one per two cores."""
+    if store.settings.max_trainings is not None:
+        return store.settings.max_trainings
+    return max(1, (os.cpu_count() or 2) // 2)
 
-    Returns the run ids the worker will train. The worker's output goes to
-    ``.progress/worker-<pid>.log`` in the store.
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """What any process can see of an attempt to train a run."""
+
+    attempt: Attempt
+    config: RunConfig
+
+    @property
+    def id(self) -> int:
+        return self.attempt.id
+
+    @property
+    def run_id(self) -> str:
+        return self.attempt.run_id
+
+    @property
+    def status(self) -> str:
+        return self.attempt.state
+
+    @property
+    def is_active(self) -> bool:
+        return self.attempt.is_active
+
+    @property
+    def epochs_total(self) -> int:
+        return self.attempt.epochs_total
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.attempt.history
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.attempt.history)
+
+    @property
+    def started(self) -> float:
+        return self.attempt.started_at or self.attempt.queued_at
+
+    @property
+    def message(self) -> str:
+        return self.attempt.message
+
+
+def _progress(attempt: Attempt) -> Progress | None:
+    try:
+        return Progress(attempt, RunConfig.from_dict(attempt.config))
+    except ValueError:
+        return None
+
+
+def in_progress(store: RunStore) -> list[Progress]:
+    """Queued and training attempts in the order they will run, then recent problems, newest first."""
+    if not store.root.is_dir():
+        return []
+    attempts = store.live.active() + store.live.recent()
+    return [p for p in map(_progress, attempts) if p is not None]
+
+
+def launch(store: RunStore, configs: Sequence[RunConfig], *, sweep: str | None = None) -> list[str]:
+    """Queue ``configs`` (skipping stored or already queued ones) and start a worker for them.
+
+    Returns the run ids queued. The worker's output goes to ``.tmp/worker-<token>.log``.
     """
     store.settings.refuse_writes("Training")
-    todo: list[tuple[str, RunConfig]] = []
-    for config in configs:
-        run_id, info = store.resolve(config)
-        progress = store.progress(run_id)
-        if store.exists(run_id) or (progress is not None and progress.is_active):
-            continue
-        store.check_allowed(config, info)
-        if run_id not in {r for r, _ in todo}:
-            todo.append((run_id, config))
-    if not todo:
-        return []
-    limit = store.settings.max_trainings
-    workers = {p.worker or p.run_id for p in store.in_progress() if p.is_active}
-    if limit is not None and len(workers) >= limit:
-        raise LimitError(f"at most {limit} training(s) may run at once on this server (MNISTLAB_MAX_TRAININGS); "
-                         "wait for the one under way to finish")
-    folder = store.root / ".progress"
-    folder.mkdir(parents=True, exist_ok=True)
+    resolved = [store.resolve(config) for config in configs]
+    for item in resolved:
+        store.check_allowed(item)
+    store._writable("Training")
+    created = store.live.launch(
+        [(r.run_id, r.config.to_dict(), r.canonical_json, r.config.epochs) for r in resolved],
+        is_stored=store.exists, sweep=sweep)
+    if created:
+        start_worker(store)
+    return [attempt.run_id for attempt in created]
+
+
+def start_worker(store: RunStore) -> None:
+    """Start one detached worker process on ``store``'s queue."""
     token = uuid.uuid4().hex
-    log_path = folder / f"worker-{token}.log"
-    args = [sys.executable, "-m", "mnistlab.runs.worker", "--store", str(store.root), "--token", token,
-            json.dumps([config.to_dict() for _, config in todo])]
-    for run_id, config in todo:  # before the worker starts, so its own records come after
-        store.mark_queued(run_id, config, token)
-    with open(log_path, "w") as log:
-        subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, cwd=Path(__file__).resolve().parents[2])
-    return [run_id for run_id, _ in todo]
+    logs = store.root / ".tmp"
+    logs.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "mnistlab.runs.worker", "--store", str(store.root), "--token", token]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                     os.environ.get("PYTHONPATH", "")]))}
+    try:
+        with open(logs / f"worker-{token}.log", "w") as log:
+            subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=env)
+    except OSError as exc:
+        from mnistlab.errors import store_error
+
+        raise store_error("starting a training worker", exc) from None
 
 
-def work(store: RunStore, configs: Sequence[RunConfig]) -> int:
-    """Train each configuration in turn (the worker's main loop). Returns the failures."""
+def train_attempt(store: RunStore, attempt: Attempt, *, dataset=None,
+                  on_epoch: Callable[[dict, list], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> Run | None:
+    """Train a claimed attempt and record how it ended. Returns the stored run, or None."""
+    from mnistlab.models.training import Cancelled
+
+    live = store.live
+    try:
+        resolved = store.resolve(RunConfig.from_dict(attempt.config), dataset)
+        if resolved.run_id != attempt.run_id:
+            raise MnistlabError("its data source changed since it was queued (another file or content)")
+        existing = store.lookup(resolved.run_id)
+        if existing is not None:
+            live.finish(attempt.id, "finished", "already stored")
+            return existing
+        with Heartbeat(live, attempt.id) as beat:
+            def epoch_done(record, history):
+                live.record_epoch(attempt.id, history)
+                if on_epoch is not None:
+                    on_epoch(record, history)
+
+            def stop() -> bool:
+                return beat.cancelled.is_set() or (should_stop is not None and should_stop())
+
+            live.set_message(attempt.id, "loading data and building the model")
+            run = store.train(resolved, dataset=dataset, on_epoch=epoch_done, should_stop=stop)
+    except Cancelled:
+        live.finish(attempt.id, "cancelled", "cancelled on request")
+        raise
+    except MnistlabError as exc:
+        live.finish(attempt.id, "failed", str(exc))
+        raise
+    except Exception as exc:
+        live.finish(attempt.id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if run.status == "diverged":
+        live.finish(attempt.id, "diverged", run.metrics["message"])
+    else:
+        live.finish(attempt.id, "finished", "")
+    return run
+
+
+def obtain(store: RunStore, config: RunConfig, *, dataset=None,
+           on_epoch: Callable[[dict, list], None] | None = None,
+           should_stop: Callable[[], bool] | None = None,
+           on_wait: Callable[[Progress | None], None] | None = None) -> Obtained:
+    """The stored run of ``config``; else queue it and train it here when its turn comes.
+
+    If another process trains it, wait for that one and return its run (``cached=True``).
+    Raises :class:`mnistlab.models.training.Cancelled` when ``should_stop`` says so.
+    """
+    from mnistlab.models.training import Cancelled
+
+    resolved = store.resolve(config, dataset)
+    run = store.lookup(resolved.run_id)
+    if run is not None:
+        return Obtained(run, cached=True)
+    store.check_allowed(resolved)
+    store._writable("Training")
+    live = store.live
+    token = f"fg-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    item = (resolved.run_id, resolved.config.to_dict(), resolved.canonical_json, resolved.config.epochs)
+    live.launch([item], is_stored=store.exists)
+    waited = False
+    while True:
+        run = store.lookup(resolved.run_id)
+        if run is not None:
+            return Obtained(run, cached=True)
+        claimed = live.claim(token, max_trainings(store), run_id=resolved.run_id)
+        if claimed is not None:
+            run = train_attempt(store, claimed, dataset=dataset, on_epoch=on_epoch, should_stop=should_stop)
+            return Obtained(run, cached=False)
+        latest = live.latest(resolved.run_id)
+        if latest is None or not latest.is_active:  # cancelled or failed elsewhere: queue it again
+            live.launch([item], is_stored=store.exists)
+        if should_stop is not None and should_stop():
+            if latest is not None and latest.state == "queued":
+                live.request_cancel(latest.id)
+            raise Cancelled(f"stopped waiting for run {resolved.run_id}")
+        if on_wait is not None:
+            on_wait(_progress(latest) if latest is not None else None)
+        waited = True
+        time.sleep(0.5 if waited else 0.05)
+
+
+def work(store: RunStore, token: str) -> int:
+    """Drain the queue (the worker's main loop). Returns the number of failed runs."""
     from mnistlab.models.training import Cancelled
 
     failures = 0
-    for config in configs:
-        run_id, _ = store.resolve(config)
-        if store.take_cancel_request(run_id):
-            store.mark_cancelled(run_id, config, "cancelled before it started")
-            print(f"{run_id}: cancelled before it started", flush=True)
+    live = store.live
+    while True:
+        attempt = live.claim(token, max_trainings(store))
+        if attempt is None:
+            if not any(a.state == "queued" for a in live.active()):
+                return failures
+            time.sleep(IDLE_POLL_SECONDS)  # queued runs wait for a free slot under the cap
             continue
         try:
-            obtained = store.get_or_train(config)
-            print(f"{run_id}: {'cached' if obtained.cached else 'trained'} "
-                  f"test accuracy {obtained.run.metrics['test_accuracy']:.4f}", flush=True)
+            run = train_attempt(store, attempt)
+            print(f"{attempt.run_id}: {run.status if run else 'done'}", flush=True)
         except Cancelled as exc:
-            print(f"{run_id}: {exc}", flush=True)
-        except Exception as exc:  # recorded in the progress file by the store; go on with the next
+            print(f"{attempt.run_id}: {exc}", flush=True)
+        except StoreError as exc:
             failures += 1
-            print(f"{run_id}: failed: {type(exc).__name__}: {exc}", flush=True)
-    return failures
+            print(f"{attempt.run_id}: failed: {exc}", flush=True)
+        except Exception as exc:  # recorded in the live state; go on with the next
+            failures += 1
+            print(f"{attempt.run_id}: failed: {type(exc).__name__}: {exc}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mnistlab.runs.worker")
     parser.add_argument("--store", required=True)
-    parser.add_argument("--token", required=True, help="names the lock held while this worker lives")
-    parser.add_argument("configs", help="JSON list of run configurations")
+    parser.add_argument("--token", default=None, help="names this worker in the live state")
     args = parser.parse_args(argv)
-    configs = [RunConfig.from_dict(values) for values in json.loads(args.configs)]
     store = RunStore(args.store)
-    store.worker = args.token
-    with store.worker_lock(args.token):
-        return 1 if work(store, configs) else 0
+    return 1 if work(store, args.token or uuid.uuid4().hex) else 0
 
 
 if __name__ == "__main__":

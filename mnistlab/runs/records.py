@@ -1,0 +1,417 @@
+"""The files of a stored run: their declared schemas, and the one code path that reads them.
+
+A run folder holds::
+
+    config.json       {"format", "run_id", "config", "canonical", "aliases"}
+    history.json      {"run_id", "epochs": [one record per epoch]}
+    metrics.json      {"run_id", "status", "kept_epoch", test metrics, split, timings, data, ...}
+    predictions.npz   probabilities, labels, digits, run_id      (finished runs)
+    weights.npz       w000, w001, ... in Keras' order, arch, run_id (finished runs)
+
+Every file carries the run id, and reading checks it, so a file copied in from another run
+is caught. The small JSON files are checked when a run is listed (:func:`read_run_files`);
+the arrays when a run is opened (:func:`read_predictions`, :func:`read_weights`). Listing,
+pages, the CLI and bundle import all go through these functions: a file that fails raises
+:class:`RecordError` with a reason a person can act on, and the run is shown as broken.
+Nothing here unpickles anything: arrays are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from mnistlab.errors import MnistlabError
+from mnistlab.runs.config import MAX_EPOCHS, ConfigError, RunConfig, id_of
+
+FORMAT = 3
+RUN_ID = re.compile(r"^[0-9a-f]{16}$")
+STATUSES = ("finished", "diverged")
+KEPT_REASONS = ("last", "best_val_loss")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+MAX_TEST_IMAGES = 70_000
+MAX_ALIASES = 16
+#: The most bytes each file of a run may hold (checked before it is read, and on bundle import).
+SIZE_LIMITS = {
+    "config.json": 64 * 1024,
+    "history.json": 1024 * 1024,
+    "metrics.json": 64 * 1024,
+    "predictions.npz": 8 * 1024 * 1024,
+    "weights.npz": 16 * 1024 * 1024,
+}
+JSON_FILES = ("config.json", "history.json", "metrics.json")
+ARRAY_FILES = ("predictions.npz", "weights.npz")
+RUN_FILES = JSON_FILES + ARRAY_FILES
+#: What a whole run folder may hold in all (a bundle's runs are checked against it).
+MAX_RUN_BYTES = sum(SIZE_LIMITS.values())
+
+
+class RecordError(MnistlabError, ValueError):
+    """A run file that does not match its schema; the message names the file and the problem."""
+
+
+# -- a small declarative schema language ------------------------------------------------
+Spec = Callable[[Any, str], Any]
+
+
+def _bad(where: str, expected: str, got: Any) -> RecordError:
+    text = repr(got)
+    return RecordError(f"{where} must be {expected}, got {text[:60] + '…' if len(text) > 60 else text}")
+
+
+def Int(lo: int, hi: int, null: bool = False) -> Spec:
+    def check(value: Any, where: str) -> Any:
+        if value is None and null:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise _bad(where, f"an integer in [{lo}, {hi}]" + (" or null" if null else ""), value)
+        return value
+    return check
+
+
+def Num(lo: float = -math.inf, hi: float = math.inf, null: bool = False) -> Spec:
+    def check(value: Any, where: str) -> Any:
+        if value is None and null:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not lo <= value <= hi:
+            raise _bad(where, f"a finite number in [{lo:g}, {hi:g}]" + (" or null" if null else ""), value)
+        return float(value)
+    return check
+
+
+def Str(max_len: int = 500, choices: tuple[str, ...] | None = None, pattern: re.Pattern | None = None,
+        null: bool = False) -> Spec:
+    def check(value: Any, where: str) -> Any:
+        if value is None and null:
+            return None
+        if not isinstance(value, str) or len(value) > max_len:
+            raise _bad(where, f"a text of at most {max_len} characters", value)
+        if choices is not None and value not in choices:
+            raise _bad(where, "one of " + ", ".join(map(repr, choices)), value)
+        if pattern is not None and not pattern.match(value):
+            raise _bad(where, f"a text matching {pattern.pattern}", value)
+        return value
+    return check
+
+
+def List(item: Spec, max_len: int) -> Spec:
+    def check(value: Any, where: str) -> Any:
+        if not isinstance(value, list) or len(value) > max_len:
+            raise _bad(where, f"a list of at most {max_len} items", value)
+        return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return check
+
+
+def Obj(fields: Mapping[str, Spec], optional: Mapping[str, Spec] | None = None, extra: bool = False) -> Spec:
+    """A JSON object with required ``fields``, ``optional`` ones, and (``extra``) anything else."""
+    optional = optional or {}
+
+    def check(value: Any, where: str) -> Any:
+        if not isinstance(value, dict):
+            raise _bad(where, "an object", value)
+        missing = [k for k in fields if k not in value]
+        if missing:
+            raise RecordError(f"{where} lacks {', '.join(missing)}")
+        unknown = [k for k in value if k not in fields and k not in optional]
+        if unknown and not extra:
+            raise RecordError(f"{where} has unknown key(s) {', '.join(map(repr, unknown[:5]))}")
+        out = dict(value)
+        for key, spec in {**fields, **optional}.items():
+            if key in value:
+                out[key] = spec(value[key], f"{where}.{key}")
+        return out
+    return check
+
+
+RUN_ID_SPEC = Str(16, pattern=RUN_ID)
+SECONDS = Num(0, 1e9)
+EPOCH_RECORD = Obj(
+    {"epoch": Int(1, MAX_EPOCHS), "seconds": SECONDS, "elapsed": SECONDS},
+    {key: Num(null=True) for key in HISTORY_KEYS},
+)
+SCHEMAS: dict[str, Spec] = {
+    "config.json": Obj({
+        "format": Int(FORMAT, FORMAT),
+        "run_id": RUN_ID_SPEC,
+        "config": Obj({}, extra=True),
+        "canonical": Str(4000),
+        "aliases": List(RUN_ID_SPEC, MAX_ALIASES),
+    }),
+    "history.json": Obj({"run_id": RUN_ID_SPEC, "epochs": List(EPOCH_RECORD, MAX_EPOCHS)}),
+    "metrics.json": Obj({
+        "run_id": RUN_ID_SPEC,
+        "status": Str(20, STATUSES),
+        "kept_epoch": Int(1, MAX_EPOCHS, null=True),
+        "kept_reason": Str(20, KEPT_REASONS, null=True),
+        "epochs_run": Int(0, MAX_EPOCHS),
+        "test_loss": Num(0, null=True),
+        "test_accuracy": Num(0, 1, null=True),
+        "val_loss": Num(null=True),
+        "val_accuracy": Num(0, 1, null=True),
+        "params": Int(0, 10**9),
+        "split": Obj({"description": Str(), "fit_images": Int(0, 10**6), "validation_images": Int(0, 10**6)}),
+        "timings": Obj({"fit_seconds": SECONDS, "evaluate_seconds": SECONDS, "total_seconds": SECONDS}),
+        "versions": Obj({}, extra=True),
+        "data": Obj({"kind": Str(20, ("file", "keras", "sample", "arrays")), "title": Str(200),
+                     "fingerprint": Str(100), "reason": Str(2000)}),
+        "n_test": Int(0, MAX_TEST_IMAGES),
+        "created": Str(40),
+        "message": Str(2000),
+    }, {"migrated_from": RUN_ID_SPEC}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """The checked contents of a run's JSON files."""
+
+    run_id: str
+    config: RunConfig
+    canonical: dict[str, Any]
+    aliases: tuple[str, ...]
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+def _read_json(path: Path) -> Any:
+    limit = SIZE_LIMITS[path.name]
+    size = path.stat().st_size
+    if size > limit:
+        raise RecordError(f"{path.name} is {size:,} bytes; at most {limit:,} are allowed")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.loads(fh.read(), parse_constant=lambda name: _reject_constant(path.name, name))
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path.name} is not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path.name} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def _reject_constant(name: str, constant: str) -> Any:
+    raise RecordError(f"{name} holds {constant}, which strict JSON does not allow")
+
+
+def check_json(name: str, value: Any, run_id: str) -> Any:
+    """``value`` (the parsed ``name``) checked against its schema and the run id."""
+    value = SCHEMAS[name](value, name)
+    if value["run_id"] != run_id:
+        raise RecordError(f"{name} belongs to run {value['run_id']}, not to {run_id}")
+    return value
+
+
+def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any) -> RunFiles:
+    """The three JSON documents of a run, checked against their schemas and each other."""
+    config_doc = check_json("config.json", config_doc, run_id)
+    history_doc = check_json("history.json", history_doc, run_id)
+    metrics = check_json("metrics.json", metrics_doc, run_id)
+    try:
+        config = RunConfig.from_dict(config_doc["config"])
+    except ConfigError as exc:
+        raise RecordError(f"config.json: {exc}") from None
+    try:
+        canonical = json.loads(config_doc["canonical"])
+    except json.JSONDecodeError:
+        raise RecordError("config.json: its canonical form is not JSON") from None
+    if not isinstance(canonical, dict):
+        raise RecordError("config.json: its canonical form is not an object")
+    if id_of(config_doc["canonical"]) != run_id:
+        raise RecordError("config.json: its canonical form hashes to another run id (the file was edited)")
+    if canonical.get("data") != metrics["data"]["fingerprint"]:
+        raise RecordError("metrics.json: its data fingerprint is not the one in the run's canonical form")
+    if canonical.get("arch") != config.arch or canonical.get("task") != config.task:
+        raise RecordError("config.json: the configuration does not match its canonical form")
+    history = history_doc["epochs"]
+    if [h["epoch"] for h in history] != list(range(1, len(history) + 1)):
+        raise RecordError("history.json: epochs must be numbered 1, 2, 3, … without gaps")
+    if metrics["epochs_run"] != len(history):
+        raise RecordError(f"metrics.json: epochs_run is {metrics['epochs_run']} but the history has "
+                          f"{len(history)} epochs")
+    if metrics["status"] == "finished":
+        absent = [k for k in ("kept_epoch", "kept_reason", "test_loss", "test_accuracy") if metrics[k] is None]
+        if absent:
+            raise RecordError(f"metrics.json: a finished run needs {', '.join(absent)}")
+        if metrics["kept_epoch"] > len(history):
+            raise RecordError(f"metrics.json: kept_epoch {metrics['kept_epoch']} is beyond the "
+                              f"{len(history)} epochs run")
+    return RunFiles(run_id, config, canonical, tuple(config_doc["aliases"]), history, metrics)
+
+
+def read_run_files(folder: Path) -> RunFiles:
+    """Read and check a run folder's JSON files (RecordError, or OSError for the disk)."""
+    run_id = folder.name
+    docs = []
+    for name in JSON_FILES:
+        path = folder / name
+        if not path.is_file():
+            raise RecordError(f"{name} is missing")
+        docs.append(_read_json(path))
+    files = check_files(run_id, *docs)
+    if files.metrics["status"] == "finished":
+        missing = [name for name in ARRAY_FILES if not (folder / name).is_file()]
+        if missing:
+            raise RecordError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+        check_array_headers(folder, files)
+    return files
+
+
+def _directory(path: Path) -> tuple[dict[str, int], str]:
+    """Each array's stored size from the zip directory, and the stored run id: no array data is read."""
+    import io
+    import zipfile
+
+    if path.stat().st_size > SIZE_LIMITS[path.name]:
+        raise RecordError(f"{path.name} is larger than {SIZE_LIMITS[path.name]:,} bytes")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
+                     if info.filename.endswith(".npy")}
+            if len(sizes) != len(archive.infolist()):
+                raise RecordError(f"{path.name} holds entries that are not arrays")
+            if sizes.get("run_id", 1 << 20) > 4096:
+                raise RecordError(f"{path.name} does not say which run it belongs to")
+            stored = np.load(io.BytesIO(archive.read("run_id.npy")), allow_pickle=False)
+    except RecordError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated or garbage zip, bad header: the file is broken
+        raise RecordError(f"{path.name} is not a readable plain .npz ({type(exc).__name__}: {exc})") from None
+    return sizes, str(stored) if stored.shape == () and stored.dtype.kind == "U" else ""
+
+
+def check_array_headers(folder: Path, files: RunFiles) -> None:
+    """The arrays' names, sizes and run id from the zip directory (cheap: listing does it).
+
+    An array's stored size is its header (a multiple of 64 bytes) plus its data, so an array
+    of another shape or type is caught here; the values are checked when the run is opened.
+    """
+    from mnistlab.datasets.tasks import get_task
+    from mnistlab.models.architectures import weight_shapes
+
+    n, units = files.metrics["n_test"], get_task(files.config.task).units
+    expected = {
+        "predictions.npz": {"probabilities": n * units * 4, "labels": n * 8, "digits": n * 8},
+        "weights.npz": {f"w{i:03d}": 4 * math.prod(shape)
+                        for i, shape in enumerate(weight_shapes(files.config.arch, files.config.task))},
+    }
+    for name, arrays in expected.items():
+        sizes, run_id = _directory(folder / name)
+        if run_id != files.run_id:
+            raise RecordError(f"{name} does not belong to run {files.run_id}")
+        extra = set(sizes) - set(arrays) - {"run_id", "arch"}
+        if extra:
+            raise RecordError(f"{name} holds unexpected arrays {sorted(extra)[:3]}")
+        for key, nbytes in arrays.items():
+            if key not in sizes:
+                raise RecordError(f"{name} lacks {key}")
+            header = sizes[key] - nbytes
+            if header <= 0 or header % 64 or header > 4096:
+                raise RecordError(f"{name}: {key} has the wrong shape or type for this run")
+
+
+# -- arrays ---------------------------------------------------------------------------
+def _load_npz(path: Path, run_id: str) -> dict[str, np.ndarray]:
+    limit = SIZE_LIMITS[path.name]
+    if not path.is_file():
+        raise RecordError(f"{path.name} is missing")
+    if path.stat().st_size > limit:
+        raise RecordError(f"{path.name} is larger than {limit:,} bytes")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as exc:  # truncated zip, bad header, pickled (object) arrays, ...
+        raise RecordError(f"{path.name} is not a readable plain .npz ({type(exc).__name__}: {exc})") from None
+    stored = arrays.pop("run_id", None)
+    if stored is None or stored.shape != () or str(stored) != run_id:
+        raise RecordError(f"{path.name} does not belong to run {run_id}")
+    return arrays
+
+
+def _expect(name: str, key: str, array: np.ndarray | None, shape: tuple, kinds: str) -> np.ndarray:
+    if array is None:
+        raise RecordError(f"{name} lacks {key}")
+    if array.dtype.kind not in kinds or array.shape != shape:
+        raise RecordError(f"{name}: {key} must be {'numbers' if 'f' in kinds else 'integers'} of shape {shape}, "
+                          f"got {array.dtype} {array.shape}")
+    return array
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    probabilities: np.ndarray  # (N, units) as the model output them
+    labels: np.ndarray  # task labels of the test set
+    digits: np.ndarray  # digit labels of the test set
+
+
+def read_predictions(folder: Path, run_id: str, task: str, n_test: int) -> Predictions:
+    """The test-set predictions, checked: shapes, finite, probabilities that add up."""
+    from mnistlab.datasets.tasks import get_task
+
+    name = "predictions.npz"
+    arrays = _load_npz(folder / name, run_id)
+    units = get_task(task).units
+    p = _expect(name, "probabilities", arrays.get("probabilities"), (n_test, units), "f")
+    labels = _expect(name, "labels", arrays.get("labels"), (n_test,), "iu")
+    digits = _expect(name, "digits", arrays.get("digits"), (n_test,), "iu")
+    if not np.isfinite(p).all() or p.min(initial=0) < 0 or p.max(initial=0) > 1:
+        raise RecordError(f"{name}: probabilities must be finite and in [0, 1]")
+    if units > 1 and n_test and np.abs(p.sum(axis=1) - 1).max() > 1e-3:
+        raise RecordError(f"{name}: each row of probabilities must add up to 1")
+    if n_test and (digits.min() < 0 or digits.max() > 9):
+        raise RecordError(f"{name}: digits must be in 0-9")
+    if not np.array_equal(labels, get_task(task).labels(digits)):
+        raise RecordError(f"{name}: labels do not match the digits for the task {task!r}")
+    return Predictions(p.astype(np.float32, copy=False), labels.astype(np.int64), digits.astype(np.int64))
+
+
+def read_weights(folder: Path, run_id: str, arch: str, task: str) -> list[np.ndarray]:
+    """The model's weights in Keras' order, checked against the architecture's shapes."""
+    from mnistlab.models.architectures import weight_shapes
+
+    name = "weights.npz"
+    arrays = _load_npz(folder / name, run_id)
+    stored_arch = arrays.pop("arch", None)
+    if stored_arch is None or str(stored_arch) != arch:
+        raise RecordError(f"{name} holds the weights of {str(stored_arch)[:20]!r}, not of {arch!r}")
+    shapes = weight_shapes(arch, task)
+    expected = [f"w{i:03d}" for i in range(len(shapes))]
+    if sorted(arrays) != expected:
+        raise RecordError(f"{name} must hold {len(shapes)} arrays ({expected[0]}…{expected[-1]})")
+    weights = [_expect(name, key, arrays[key], shape, "f") for key, shape in zip(expected, shapes)]
+    if not all(np.isfinite(w).all() for w in weights):
+        raise RecordError(f"{name}: weights must be finite")
+    return [w.astype(np.float32, copy=False) for w in weights]
+
+
+# -- writing --------------------------------------------------------------------------
+def json_text(value: Any) -> str:
+    return json.dumps(value, indent=1, allow_nan=False)
+
+
+def clean(value: Any) -> Any:
+    """NaN/inf -> None, NumPy scalars -> Python, so JSON stays strict."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
+def save_predictions(path: Path, run_id: str, probabilities, labels, digits) -> None:
+    np.savez(path, probabilities=np.asarray(probabilities, np.float32), labels=np.asarray(labels, np.int64),
+             digits=np.asarray(digits, np.int64), run_id=np.array(run_id))
+
+
+def save_weights(path: Path, run_id: str, arch: str, weights) -> None:
+    np.savez(path, arch=np.array(arch), run_id=np.array(run_id),
+             **{f"w{i:03d}": np.asarray(w, np.float32) for i, w in enumerate(weights)})
+
