@@ -9,8 +9,10 @@ import streamlit as st
 
 from mnistlab import RunStore
 from mnistlab.datasets.mnist import Dataset, SourceInfo, default_source, load_source, resolve_source
+from mnistlab.errors import MnistlabError
 from mnistlab.runs.store import Run
 from mnistlab.settings import Settings, load_settings
+from mnistlab.views.text import code, md
 
 TRAIN_PAGE = "pages/train.py"
 
@@ -77,8 +79,8 @@ def import_box() -> None:
 
             try:
                 imported, present = import_bundle(store(), upload.getvalue())
-            except (ValueError, PermissionError) as exc:
-                st.error(f"Nothing was imported: {exc}", icon=":material/error:")
+            except (MnistlabError, OSError) as exc:  # a refused bundle, a read-only instance, the disk
+                st.error(f"Nothing was imported: {md(exc, limit=1000)}", icon=":material/error:")
             else:
                 st.success(f"Imported {len(imported)} run(s); {len(present)} were already here.")
 
@@ -88,11 +90,15 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
     the references it lacks. A reference matches by id, or by the run its configuration
     trains to here (another data source gives another id)."""
     here = store()
+    aliases = here.list_runs().aliases()  # ids from before a store migration still open their runs
     resolved, missing = [], []
     for ref in refs:
-        local = ref.run_id if ref.run_id in known else None
+        local = ref.run_id if ref.run_id in known else aliases.get(ref.run_id)
         if local is None and ref.config is not None:
-            local_id = here.resolve(ref.config.replace(data=default_source()))[0]
+            try:
+                local_id = here.resolve(ref.config.replace(data=default_source())).run_id
+            except MnistlabError:  # e.g. a hold-out larger than this machine's data: it is missing here
+                local_id = None
             local = local_id if local_id in known else None
         resolved.append(local)
         if local is None:
@@ -109,7 +115,8 @@ def missing_runs_box(missing: list, key: str) -> None:
     with st.container(border=True):
         st.markdown(f":material/link: **The link names {len(missing)} run(s) this store does not have:**")
         for ref in missing:
-            st.markdown(f"- `{ref.run_id}` " + (ref.config.label() if ref.config else "(no configuration in the link)"))
+            named = md(ref.config.label()) if ref.config else "(no configuration in the link)"
+            st.markdown(f"- {code(ref.run_id)} {named}")
         trainable = [ref.config.replace(data=default_source()) for ref in missing if ref.config is not None]
         if settings().read_only:
             st.caption("This instance is read-only, so they cannot be trained here.")
@@ -117,16 +124,18 @@ def missing_runs_box(missing: list, key: str) -> None:
                                      icon=":material/play_arrow:"):
             try:
                 jobs.launch(store(), trainable)
-            except ValueError as exc:
-                st.error(str(exc), icon=":material/error:")
+            except (MnistlabError, OSError) as exc:
+                st.error(md(exc, limit=1000), icon=":material/error:")
             else:
                 st.session_state[f"{key}_missing"] = []
                 st.success("Training started: follow it on the Train page. The runs show here when done.")
 
 
 def show_link_messages(messages: list[str]) -> None:
+    """The library's messages about a link's ignored values: plain text that quotes those
+    values, so escaped here (see mnistlab.views.text)."""
     for message in messages:
-        st.warning(message, icon=":material/link_off:")
+        st.warning(md(message, limit=1000), icon=":material/link_off:")
 
 
 @st.cache_resource(show_spinner="Looking for MNIST…")
@@ -162,13 +171,27 @@ def dataset_for_run(run: Run) -> Dataset | None:
     return dataset(other) if other.fingerprint == wanted else None
 
 
-def runs(show_broken: bool = True) -> list[Run]:
-    """Finished runs, newest first; broken folders are named in a warning."""
-    listing = store().list_runs()
+def runs(show_broken: bool = True, finished: bool = False) -> list[Run]:
+    """Stored runs, newest first (``finished``: without diverged ones); broken folders are named
+    in a warning, and a store that cannot be read is named in an error."""
+    try:
+        listing = store().list_runs()
+    except MnistlabError as exc:
+        st.error(f"The run store cannot be read: {md(exc, limit=1000)}", icon=":material/error:")
+        return []
     if show_broken:
         for broken in listing.broken:
-            st.warning(f"Skipped the broken run folder `{broken.run_id}`: {broken.reason}", icon=":material/warning:")
-    return listing.runs
+            st.warning(f"Skipped the broken run folder {code(broken.run_id)}: {md(broken.reason, limit=1000)}",
+                       icon=":material/warning:")
+    return [r for r in listing.runs if r.is_finished] if finished else listing.runs
+
+
+def active_count() -> int:
+    """How many runs are queued or training (0 when the live state cannot be read)."""
+    try:
+        return len(store().live.active())
+    except MnistlabError:
+        return 0
 
 
 def colors(all_runs: list[Run]) -> dict[str, str]:
@@ -203,10 +226,10 @@ def sidebar() -> None:
         st.markdown("### mnistlab")
         st.caption("Train, compare and understand the classic Keras MNIST models.")
         icon = ":material/check_circle:" if info.kind in ("file", "keras") else ":material/info:"
-        st.markdown(f"{icon} **Data:** {info.title}")
-        st.caption(info.reason)
-        active = [p for p in store().in_progress() if p.is_active]
-        busy = f":material/pending: **{len(active)} run(s) in progress** — see Train  \n" if active else ""
+        st.markdown(f"{icon} **Data:** {md(info.title)}")
+        st.caption(md(info.reason, limit=1000))
+        active = active_count()
+        busy = f":material/pending: **{active} run(s) in progress** — see Train  \n" if active else ""
         if settings().read_only:
             busy += ":material/visibility: Read-only: browse, compare, inspect and explore filters.  \n"
-        st.caption(f"{busy}Store: `{store().root}`")  # one element, always: no stale leftovers
+        st.caption(f"{busy}Store: {code(store().root)}")  # one element, always: no stale leftovers

@@ -54,10 +54,14 @@ for column, chosen in (("task", tasks), ("arch", archs), ("optimizer", optimizer
 COLUMNS = {
     "label": st.column_config.TextColumn("Run", width="large"),
     "test_accuracy": st.column_config.NumberColumn("Test acc", format="%.4f"),
-    "best_val_accuracy": st.column_config.NumberColumn("Best val acc", format="%.4f"),
-    "best_epoch": st.column_config.NumberColumn("Best epoch"),
-    "final_loss": st.column_config.NumberColumn("Final loss", format="%.4f"),
-    "final_val_loss": st.column_config.NumberColumn("Final val loss", format="%.4f"),
+    "status": st.column_config.TextColumn("Status", help="finished, or diverged (a loss became NaN: history only)"),
+    "val_accuracy": st.column_config.NumberColumn("Val acc", format="%.4f",
+                                                  help="Validation accuracy of the kept model (its epoch is 'Kept')"),
+    "kept_epoch": st.column_config.NumberColumn("Kept", help="The epoch whose weights the run keeps: the last, or "
+                                                "with early stopping the one of lowest validation loss. Every "
+                                                "number in the row describes that model."),
+    "val_loss": st.column_config.NumberColumn("Val loss", format="%.4f"),
+    "loss": st.column_config.NumberColumn("Train loss", format="%.4f"),
     "train_seconds": st.column_config.NumberColumn("Train s", format="%.1f"),
     "params": st.column_config.NumberColumn("Params", format="localized"),
     "epochs_run": st.column_config.NumberColumn("Epochs run"),
@@ -65,7 +69,7 @@ COLUMNS = {
     "learning_rate": st.column_config.NumberColumn("LR", format="%g"),
     "run_id": st.column_config.TextColumn("Run id"),
 }
-order = ["label", "test_accuracy", "best_val_accuracy", "best_epoch", "final_loss", "final_val_loss",
+order = ["label", "status", "test_accuracy", "val_accuracy", "kept_epoch", "loss", "val_loss",
          "train_seconds", "params", "task", "arch", "optimizer", "learning_rate", "batch_size", "epochs_run",
          "validation", "train_size", "patience", "seed", "run_id"]
 st.dataframe(shown[order], hide_index=True, width="stretch", column_config=COLUMNS, key="compare_table")
@@ -103,7 +107,8 @@ smoothing = c4.slider("Smoothing", 0.0, 0.95, step=0.05, key="compare_smoothing"
 
 if mode == "side by side":
     st.plotly_chart(charts.side_by_side(selected, colors, x=x_axis, smoothing=smoothing), key="compare_side")
-    st.caption("Solid: training · dashed: validation · star: best validation accuracy.")
+    st.caption("Solid: training · dashed: validation · star: the kept epoch (the model whose test metrics the "
+               "table shows: the last epoch, or with early stopping the one of lowest validation loss).")
 else:
     st.plotly_chart(charts.overlay(selected, metric, colors, x=x_axis, smoothing=smoothing), key="compare_overlay")
 

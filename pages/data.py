@@ -9,14 +9,15 @@ import streamlit as st
 
 from mnistlab.datasets.tasks import TASKS
 from mnistlab.views import charts
+from mnistlab.views.text import code, md
 from pages import common
 
 st.title("Data")
 info = common.source_info()
 data = common.dataset(info)
 
-st.markdown(f"**Source:** {info.title}" + (f" — `{info.path}`" if info.kind in ("file", "keras") else ""))
-st.caption(f"Why: {info.reason}. Fingerprint `{info.fingerprint}` (part of every run id).")
+st.markdown(f"**Source:** {md(info.title)}" + (f" — {code(info.path)}" if info.kind in ("file", "keras") else ""))
+st.caption(f"Why: {md(info.reason, limit=1000)}. Fingerprint {code(info.fingerprint)} (part of every run id).")
 if info.kind == "sample":
     st.info("This is a 5,000-digit sample of real MNIST, split 4,000 / 1,000, so the app works without internet. "
             "For the full 70,000 digits, set `MNISTLAB_MNIST` to an MNIST `.npz` (Keras' layout) and restart.",

@@ -16,7 +16,9 @@ from mnistlab.analysis.filters import (
     relu,
     validate_kernel,
 )
+from mnistlab.errors import BrokenRun
 from mnistlab.views import charts, share
+from mnistlab.views.text import code, md
 from pages import common
 
 OVERRIDE = "filters_override"  # session state: a learned kernel copied into the editor (no widget owns it)
@@ -85,7 +87,7 @@ if override is not None and st.button("Back to the presets", key="filters_clear"
 try:
     kernel = validate_kernel(editor.to_numpy(dtype=float))
 except ValueError as exc:
-    st.error(f"{exc}. Fill every cell of the kernel with a number.", icon=":material/error:")
+    st.error(f"{md(exc)}. Fill every cell of the kernel with a number.", icon=":material/error:")
     st.stop()
 
 edited = override is not None or not np.array_equal(kernel, preset(preset_name, size))
@@ -129,12 +131,17 @@ with st.expander("How one output pixel is made", expanded=False):
 # -- what a CNN learned -------------------------------------------------------------------
 st.divider()
 st.subheader("Kernels a trained CNN learned")
-cnn_runs = [r for r in common.runs(show_broken=False) if r.has_first_layer]
+cnn_runs = [r for r in common.runs(show_broken=False, finished=True) if r.has_first_layer]
 if not cnn_runs:
     st.info("Train a CNN (cnn, deep_cnn or cnn_dropout) to see its first-layer kernels here.", icon=":material/info:")
     st.stop()
 run = common.run_picker("CNN run", cnn_runs, key="filters_run")
-kernels, biases = run.first_layer()
+try:
+    kernels, biases = run.first_layer()  # the weights are checked when they are read
+except BrokenRun as exc:
+    st.error(f"Run {code(run.run_id)} cannot be shown: {md(exc.reason, limit=1000)}. Pick another run.",
+             icon=":material/error:")
+    st.stop()
 n = kernels.shape[-1]
 st.plotly_chart(charts.image_grid([kernels[:, :, 0, f] for f in range(n)], [f"#{f}" for f in range(n)], cols=16,
                                   colorscale="RdBu", symmetric=True, cell_height=70), key="filters_learned")

@@ -6,7 +6,9 @@ import streamlit as st
 
 from mnistlab.analysis import evaluation
 from mnistlab.datasets.tasks import get_task
+from mnistlab.errors import BrokenRun
 from mnistlab.views import charts, share
+from mnistlab.views.text import code, md
 from pages import common
 
 GALLERY_SIZE = 40
@@ -16,7 +18,7 @@ st.title("Inspect")
 st.caption("The confusion matrix of a run, its per-class scores, and the test digits it gets wrong. "
            "Click a cell of the matrix to see those digits.")
 
-all_runs = common.runs()
+all_runs = common.runs(finished=True)  # a diverged run has no predictions to inspect
 by_id = {r.run_id: r for r in all_runs}
 link = common.read_link("inspect")
 if link is not None:
@@ -45,6 +47,16 @@ with c2:
               and r.metrics["data"]["fingerprint"] == run.metrics["data"]["fingerprint"]]
     second = common.run_picker("Compare with (optional)", others, key="inspect_second", allow_none=True,
                                help="Another run of the same task on the same test set.")
+
+for chosen in (run, second):
+    if chosen is None:
+        continue
+    try:
+        chosen.predictions()  # the arrays are checked when a run is opened
+    except BrokenRun as exc:
+        st.error(f"Run {code(chosen.run_id)} cannot be shown: {md(exc.reason, limit=1000)}. Pick another run; "
+                 "`python -m mnistlab doctor` lists what is broken.", icon=":material/error:")
+        st.stop()
 
 task = get_task(run.config.task)
 classes = list(range(task.n_classes))
@@ -104,7 +116,7 @@ with right:
 
 if second is not None:
     st.divider()
-    st.subheader(f"{run.label}  vs  {second.label}")
+    st.subheader(f"{md(run.label)}  vs  {md(second.label)}")
     d1, d2 = st.columns([1, 1], gap="large")
     with d1:
         diff = evaluation.confusion_difference(run, second)

@@ -9,19 +9,23 @@ import streamlit as st
 
 from mnistlab.datasets.mnist import default_source
 from mnistlab.datasets.tasks import TASKS
+from mnistlab.errors import BrokenRun, MnistlabError
 from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
 from mnistlab.runs import worker as jobs
 from mnistlab.runs.config import (
     DEFAULT_FRACTION,
     DEFAULT_LEARNING_RATES,
+    FIELDS,
     MAX_EPOCHS,
     OPTIMIZERS,
     VALIDATION_LABELS,
     VALIDATION_SCHEMES,
     RunConfig,
 )
-from mnistlab.runs.store import Progress, Run
+from mnistlab.runs.store import Run
+from mnistlab.runs.worker import Progress, in_progress
 from mnistlab.views import charts
+from mnistlab.views.text import code, md
 from pages import common
 
 LAUNCHED = "train_launched"  # session state: run ids this session launched (not owned by a widget)
@@ -35,7 +39,7 @@ def duration(seconds: float) -> str:
 def launch(configs: list[RunConfig]) -> bool:
     try:
         started = jobs.launch(store, configs)
-    except (ValueError, PermissionError) as exc:  # limits of a hosted instance
+    except (MnistlabError, OSError) as exc:  # limits of a hosted instance, a read-only or full disk
         st.session_state["train_error"] = str(exc)
         return False
     st.session_state.setdefault(LAUNCHED, set()).update(started)
@@ -47,17 +51,22 @@ def launch(configs: list[RunConfig]) -> bool:
 
 
 def show_result(run: Run, note: str) -> None:
-    st.success(note, icon=":material/check_circle:")
     m = run.metrics
-    cols = st.columns(4)
-    cols[0].metric("Test accuracy", f"{m['test_accuracy']:.4f}")
-    cols[1].metric("Test loss", f"{m['test_loss']:.4f}")
-    if m.get("best_epoch") is not None:
-        cols[2].metric("Best validation accuracy", f"{m['best_val_accuracy']:.4f}", f"epoch {m['best_epoch']}",
-                       delta_color="off")
-    cols[3].metric("Training time", duration(m["timings"]["fit_seconds"]))
+    if not run.is_finished:
+        st.warning(f"{note} It **diverged**: {md(m['message'])}. Its history is kept below; try a smaller "
+                   "learning rate.", icon=":material/trending_up:")
+    else:
+        st.success(note, icon=":material/check_circle:")
+        cols = st.columns(4)
+        cols[0].metric("Test accuracy", f"{m['test_accuracy']:.4f}")
+        cols[1].metric("Test loss", f"{m['test_loss']:.4f}")
+        if m["val_accuracy"] is not None:
+            cols[2].metric("Validation accuracy", f"{m['val_accuracy']:.4f}", f"epoch {md(run.kept_epoch)}",
+                           delta_color="off")
+        cols[3].metric("Training time", duration(m["timings"]["fit_seconds"]))
+        st.caption(f"These numbers describe one model: {md(run.kept_description())}.")
     st.plotly_chart(charts.side_by_side([run], common.colors(store.list_runs().runs)), key="result_chart")
-    st.caption(f"Run `{run.run_id}` · {m['split']['description']} · data: {m['data']['title']}")
+    st.caption(f"Run {code(run.run_id)} · {md(m['split']['description'])} · data: {md(m['data']['title'])}")
     links = st.columns(4)
     links[0].page_link("pages/compare.py", label="Compare with other runs", icon=":material/compare_arrows:")
     links[1].page_link("pages/inspect.py", label="Inspect its mistakes", icon=":material/search:")
@@ -66,16 +75,16 @@ def show_result(run: Run, note: str) -> None:
 def progress_card(p: Progress) -> None:
     with st.container(border=True):
         head, button = st.columns([5, 1])
-        head.markdown(f"**{p.config.label()}** &nbsp; `{p.run_id}`")
+        head.markdown(f"**{md(p.config.label())}** &nbsp; {code(p.run_id)}")
         if store.settings.read_only:
             pass
         elif p.is_active:
-            if button.button("Cancel", key=f"cancel_{p.run_id}", icon=":material/stop_circle:"):
-                store.request_cancel(p.run_id)
+            if button.button("Cancel", key=f"cancel_{p.id}", icon=":material/stop_circle:"):
+                store.live.request_cancel(p.id)
                 st.toast("Cancel requested: it stops within one batch.")
         else:
-            if button.button("Dismiss", key=f"dismiss_{p.run_id}"):
-                store.dismiss(p.run_id)
+            if button.button("Dismiss", key=f"dismiss_{p.id}"):
+                store.live.dismiss(p.id)
                 st.rerun(scope="app")
         if p.status == "queued":
             st.caption(":material/hourglass_empty: Queued: waiting for the runs before it.")
@@ -87,18 +96,25 @@ def progress_card(p: Progress) -> None:
                 text = (f"Epoch {p.epochs_done} of {p.epochs_total} · elapsed {duration(elapsed)}"
                         f" · about {duration(left)} left")
             else:
-                text = f"Epoch 0 of {p.epochs_total} · elapsed {duration(elapsed)} · {p.message or 'first epoch'}…"
+                text = (f"Epoch 0 of {p.epochs_total} · elapsed {duration(elapsed)} · "
+                        f"{md(p.message or 'first epoch')}…")
             st.progress(p.epochs_done / p.epochs_total, text=text)
             if p.history:
-                st.plotly_chart(charts.live_history(p.history, p.epochs_total), key=f"live_{p.run_id}")
+                st.plotly_chart(charts.live_history(p.history, p.epochs_total), key=f"live_{p.id}")
         else:
-            words = {"cancelled": "Cancelled", "failed": "Failed", "interrupted": "Interrupted (its process ended)"}
-            st.warning(f"{words.get(p.status, p.status)} after {p.epochs_done} epoch(s). {p.message}",
+            words = {"cancelled": "Cancelled", "failed": "Failed", "diverged": "Diverged (a loss became NaN)",
+                     "interrupted": "Interrupted (its process ended)"}
+            st.warning(f"{md(words.get(p.status, p.status))} after {p.epochs_done} epoch(s). "
+                       f"{md(p.message, limit=1000)}",
                        icon=":material/warning:")
 
 
 def live_section() -> None:
-    progress = store.in_progress()
+    try:
+        progress = in_progress(store)
+    except MnistlabError as exc:
+        st.error(f"The live state cannot be read: {md(exc, limit=1000)}", icon=":material/error:")
+        return
     if st.session_state.get("train_watching") and not any(p.is_active for p in progress):
         st.session_state["train_watching"] = False
         st.rerun(scope="app")  # something just finished: show it and stop polling
@@ -124,17 +140,18 @@ with left:
     arch = st.selectbox("Architecture", list(ARCHITECTURES), index=1, key="train_arch",
                         format_func=lambda a: f"{a}  ({ARCHITECTURES[a].recipe})")
     c1, c2 = st.columns(2)
-    epochs = c1.number_input("Epochs", 1, MAX_EPOCHS, 30, key="train_epochs",
-                             help="Passes over the training images. The recipes use 30.")
-    batch_size = c2.number_input("Batch size", 1, 60_000, 32, key="train_batch",
-                                 help="Images per gradient step. The Keras recipe uses 32, chapter 16 uses 200.")
+    f = FIELDS["epochs"]
+    epochs = c1.number_input("Epochs", int(f.lo), int(f.hi), f.default, key="train_epochs", help=f.help)
+    f = FIELDS["batch_size"]
+    batch_size = c2.number_input("Batch size", int(f.lo), int(f.hi), f.default, key="train_batch", help=f.help)
     c3, c4 = st.columns(2)
     optimizer = c3.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
                              help="The Keras recipe uses SGD; chapter 16 uses Adam.")
-    learning_rate = c4.number_input("Learning rate", min_value=1e-6, max_value=10.0,
+    f = FIELDS["learning_rate"]  # an open lower bound (> 0): the widget starts just above it
+    learning_rate = c4.number_input("Learning rate", min_value=f.lo + 1e-6 if f.open_lo else f.lo, max_value=f.hi,
                                     value=DEFAULT_LEARNING_RATES[optimizer], step=DEFAULT_LEARNING_RATES[optimizer],
                                     format="%.5f", key=f"train_lr_{optimizer}",
-                                    help=f"Starts at {optimizer}'s Keras default.")
+                                    help=f"{f.help}; starts at {optimizer}'s Keras default")
     validation = st.selectbox("Validation", VALIDATION_SCHEMES, key="train_validation",
                               format_func=VALIDATION_LABELS.get,
                               help="Hold-out: 50,000 / 10,000 as in the Keras recipe. Fraction: Keras' "
@@ -142,8 +159,9 @@ with left:
     validation_size = None
     n_train = len(common.dataset(info).x_train)
     if validation == "holdout":
-        held = st.number_input("Hold-out images", 1, n_train - 1, n_train // 6, key="train_holdout",
-                               help="The last N training images; the recipe holds out 10,000 of 60,000.")
+        f = FIELDS["validation_size"]  # its unset default (one sixth) and upper bound depend on the data
+        held = st.number_input("Hold-out images", 1, min(int(f.hi), n_train - 1), n_train // 6, key="train_holdout",
+                               help=f"{f.help} (unset: {f.unset})")
         validation_size = None if held == n_train // 6 else held
     elif validation == "fraction":
         fraction = st.slider("Validation fraction", 0.05, 0.5, DEFAULT_FRACTION, 0.05, key="train_fraction")
@@ -151,12 +169,16 @@ with left:
     with st.expander("Training-set size, early stopping, seed"):
         train_size = None
         if st.toggle("Use only the first N training images (quick runs)", key="train_limit"):
-            train_size = st.number_input("Training images", 10, n_train, min(1000, n_train), step=500,
-                                         key="train_size")
+            f = FIELDS["train_size"]
+            train_size = st.number_input("Training images", int(f.lo), min(int(f.hi), n_train), min(1000, n_train),
+                                         step=500, key="train_size", help=f.help)
         patience = None
         if st.toggle("Early stopping on validation loss (keeps the best weights)", key="train_early"):
-            patience = st.number_input("Patience (epochs)", 1, MAX_EPOCHS, 10, key="train_patience")
-        seed = st.number_input("Random seed", 0, 2**31 - 1, 0, key="train_seed")
+            f = FIELDS["patience"]
+            patience = st.number_input("Patience (epochs)", int(f.lo), int(f.hi), 10, key="train_patience",
+                                       help=f.help)
+        f = FIELDS["seed"]
+        seed = st.number_input("Random seed", int(f.lo), int(f.hi), f.default, key="train_seed", help=f.help)
 
 try:
     config = RunConfig(task=task, arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -165,7 +187,7 @@ try:
                        patience=patience, seed=seed, data=default_source())
 except ValueError as exc:
     config = None
-    st.error(f"{exc}. Change it above to launch.", icon=":material/error:")
+    st.error(f"{md(exc)}. Change it above to launch.", icon=":material/error:")
 
 with right:
     spec = ARCHITECTURES[arch]
@@ -180,10 +202,21 @@ with right:
                 f"output: {TASKS[task].units} {TASKS[task].activation}")
 
 st.divider()
+run = progress = None
 if config is not None:
-    run_id, _ = store.resolve(config)
-    run = store.lookup(run_id)
-    progress = store.progress(run_id)
+    try:
+        resolved = store.resolve(config)
+        progress = store.live.latest(resolved.run_id) if store.root.is_dir() else None
+        run_id = resolved.run_id
+        run = store.lookup(run_id)
+    except BrokenRun as exc:
+        st.error(f"This configuration's stored run is broken: {md(exc.reason, limit=1000)}. Delete it on Compare "
+                 "(or run `python -m mnistlab doctor --repair`) to train it again.", icon=":material/error:")
+        config = None
+    except MnistlabError as exc:
+        st.error(f"{md(exc, limit=1000)}. Change it above to launch.", icon=":material/error:")
+        config = None
+if config is not None:
     if run is not None:
         fresh = run_id in st.session_state.get(LAUNCHED, set())
         show_result(run, "Trained just now and stored." if fresh else
@@ -193,17 +226,17 @@ if config is not None:
     elif store.settings.read_only:
         st.info("This instance is read-only: it shows stored runs but does not train. Run mnistlab on your own "
                 "machine to train this configuration.", icon=":material/visibility:")
-    elif st.button(f"Train {config.label()}", type="primary", icon=":material/play_arrow:", key="train_launch"):
+    elif st.button(f"Train {md(config.label())}", type="primary", icon=":material/play_arrow:", key="train_launch"):
         if launch([config]):
             st.session_state["train_watching"] = True
         st.rerun()
     if "train_error" in st.session_state:
-        st.error(st.session_state.pop("train_error"), icon=":material/error:")
+        st.error(md(st.session_state.pop("train_error"), limit=1000), icon=":material/error:")
 
 
 def presets_section() -> None:
     with st.expander("Recipe comparisons: launch a whole recipe with one click", expanded=False):
-        st.caption(f"For the task chosen above ({task}). Lower the epochs for a quicker look.")
+        st.caption(f"For the task chosen above ({md(task)}). Lower the epochs for a quicker look.")
         a, b = st.columns(2, gap="large")
         with a:
             st.markdown("**Keras MNIST recipe** — `mlp`, `cnn`, `deep_cnn`; SGD, batch 32, hold-out 50,000/10,000")
@@ -229,7 +262,7 @@ def presets_section() -> None:
 if not store.settings.read_only:
     presets_section()
 
-has_active = any(p.is_active for p in store.in_progress())
+has_active = common.active_count() > 0
 if has_active:
     st.session_state["train_watching"] = True
 st.fragment(live_section, run_every=1.0 if has_active else None)()

@@ -20,7 +20,7 @@ def test_run_colours_are_distinct_and_stable():
     assert charts.run_colors(["a", "b", "c"]) == colors
 
 
-def test_side_by_side_has_one_panel_per_run_and_marks_the_best_epoch(trained_store):
+def test_side_by_side_has_one_panel_per_run_and_marks_the_kept_epoch(trained_store):
     _, runs = trained_store
     selected = [runs["mlp"], runs["cnn"]]
     colors = charts.run_colors(r.run_id for r in selected)
@@ -31,8 +31,9 @@ def test_side_by_side_has_one_panel_per_run_and_marks_the_best_epoch(trained_sto
     assert len(curves) == 2 * 2 * 2  # runs x (loss, accuracy) x (training, validation)
     assert {t.line.color for t in curves} == set(colors.values())
     legend = [t.name for t in fig.data if t.showlegend is not False and t.x[0] is None]
-    assert legend == ["training", "validation", "best epoch"]
-    assert sum(t.name == "best epoch" and t.x[0] is not None for t in fig.data) == 2
+    assert legend == ["training", "validation", "kept epoch"]
+    stars = [t for t in fig.data if t.name == "kept epoch" and t.x[0] is not None]
+    assert [(t.x[0], t.y[0]) for t in stars] == [(r.kept_epoch, r.kept_record["val_accuracy"]) for r in selected]
 
 
 def test_smoothing_draws_the_raw_curve_faintly_behind(trained_store):

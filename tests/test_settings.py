@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from mnistlab.runs import worker as jobs
@@ -21,8 +23,8 @@ def test_read_only_serves_stored_runs_and_refuses_every_writing_action(trained_s
     assert viewer.get_or_train(runs["mlp"].config).cached  # reading is fine
     for action in (lambda: viewer.get_or_train(tiny_config(seed=99)),
                    lambda: viewer.delete(runs["mlp"].run_id),
-                   lambda: viewer.request_cancel(runs["mlp"].run_id),
-                   lambda: viewer.dismiss(runs["mlp"].run_id),
+                   lambda: viewer.live.request_cancel(1),
+                   lambda: viewer.live.dismiss(1),
                    lambda: jobs.launch(viewer, [tiny_config(seed=99)])):
         with pytest.raises(ReadOnlyError, match="read-only"):
             action()
@@ -40,9 +42,18 @@ def test_limits_refuse_runs_beyond_them(tmp_path):
     assert not store.get_or_train(tiny_config(epochs=1)).cached
 
 
-def test_one_training_at_a_time(tmp_path):
+def test_over_the_cap_a_launch_waits_in_the_queue_and_trains_when_a_slot_frees(tmp_path):
     store = RunStore(tmp_path / "runs", settings=Settings(max_trainings=1))
-    busy = tiny_config(seed=5)
-    store.mark_queued(store.resolve(busy)[0], busy, "a" * 32)
-    with pytest.raises(LimitError, match="at most 1 training"):
-        jobs.launch(store, [tiny_config(seed=6)])
+    busy = store.resolve(tiny_config(seed=5))
+    store._writable("test")
+    store.live.launch([(busy.run_id, busy.config.to_dict(), busy.canonical_json, 2)])
+    held = store.live.claim("someone-else", 1)  # another worker trains: the one slot is taken
+    waiting = tiny_config(seed=6)
+    assert jobs.launch(store, [waiting]) == [store.resolve(waiting).run_id]  # queued, not refused
+    time.sleep(3)
+    assert store.live.latest(store.resolve(waiting).run_id).state == "queued"  # it waits its turn
+    store.live.finish(held.id, "cancelled")  # the slot frees
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not store.exists(store.resolve(waiting).run_id):
+        time.sleep(0.2)
+    assert store.exists(store.resolve(waiting).run_id)

@@ -1,6 +1,6 @@
 import pytest
 
-from mnistlab.runs.config import RunConfig
+from mnistlab.runs.config import FIELDS, RunConfig
 from mnistlab.views.share import (
     MAX_RUNS,
     CompareView,
@@ -27,13 +27,42 @@ CONFIGS = [
 def test_a_config_survives_the_compact_link_form_with_its_run_id(config):
     text = encode_config(config)
     assert "data" not in text and len(text) < 120
-    back = decode_config(text)
-    assert back.run_id("fp") == config.run_id("fp")
+    assert decode_config(text) == config  # the same values, so the same run id on the same data
 
 
 def test_the_default_config_is_just_its_architecture():
     assert encode_config(RunConfig()) == "cnn"
     assert encode_config(RunConfig(arch="mlp", epochs=3)) == "mlp~e:3"
+
+
+def test_links_use_the_tables_short_keys_which_never_change():
+    keys = {name: field.link for name, field in FIELDS.items() if field.link}
+    assert keys == {"task": "t", "epochs": "e", "batch_size": "b", "optimizer": "o", "learning_rate": "lr",
+                    "validation": "v", "validation_size": "vs", "train_size": "n", "patience": "p", "seed": "s"}
+    assert encode_config(RunConfig(arch="mlp", task="parity", batch_size=200, optimizer="adam", learning_rate=0.01,
+                                   validation="fraction", validation_size=0.2, train_size=1000, patience=5, seed=7)) \
+        == "mlp~t:parity~b:200~o:adam~lr:0.01~v:fraction~vs:0.2~n:1000~p:5~s:7"
+
+
+@pytest.mark.parametrize("name", [name for name, field in FIELDS.items() if field.link and name != "validation_size"])
+def test_a_link_value_out_of_range_gets_the_tables_message(name):
+    field = FIELDS[name]
+    value = "nope" if field.kind == "choice" else int(field.hi) + 1
+    expected = f"{name} must be {field.allowed}, got {value!r}"
+    with pytest.raises(ValueError) as info:
+        decode_config(f"cnn~{field.link}:{value}")
+    assert str(info.value) == expected
+    view, messages = parse_compare({"runs": f"0123456789abcdef~cnn~{field.link}:{value}"})
+    assert view.runs == (RunRef("0123456789abcdef"),)  # the run stays, its configuration is ignored
+    assert any(expected in m for m in messages), messages
+
+
+def test_a_link_value_that_is_no_number_gets_the_tables_message():
+    with pytest.raises(ValueError) as info:
+        decode_config("cnn~e:banana~p:none")
+    assert str(info.value) == f"epochs must be {FIELDS['epochs'].allowed}, got 'banana'"
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2147483647\], got 'none'"):
+        decode_config("cnn~s:none")  # only a field that may be unset reads 'none' as unset
 
 
 def test_compare_view_round_trips_through_query_parameters():

@@ -225,8 +225,13 @@ def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any
         raise RecordError("config.json: its canonical form hashes to another run id (the file was edited)")
     if canonical.get("data") != metrics["data"]["fingerprint"]:
         raise RecordError("metrics.json: its data fingerprint is not the one in the run's canonical form")
-    if canonical.get("arch") != config.arch or canonical.get("task") != config.task:
-        raise RecordError("config.json: the configuration does not match its canonical form")
+    same = {"task": config.task, "arch": config.arch, "epochs": config.epochs, "batch_size": config.batch_size,
+            "optimizer": config.optimizer, "learning_rate": config.effective_learning_rate,
+            "validation": config.validation, "patience": config.patience, "seed": config.seed}
+    differs = [key for key, value in same.items() if canonical.get(key) != value]
+    if differs:
+        raise RecordError(f"config.json: the configuration's {', '.join(differs)} do not match its canonical form "
+                          "(the file was edited)")
     history = history_doc["epochs"]
     if [h["epoch"] for h in history] != list(range(1, len(history) + 1)):
         raise RecordError("history.json: epochs must be numbered 1, 2, 3, … without gaps")

@@ -2,6 +2,8 @@
 
 Every function returns a ``plotly.graph_objects.Figure``; the dashboard only draws them.
 Colours are per run and given as a mapping, so one run has one colour in every chart.
+Text parameters (titles, names) are plain text: this module escapes every one it puts into
+a figure with :func:`mnistlab.views.text.html_text` (Plotly reads HTML tags there).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from mnistlab.runs.store import Run
+from mnistlab.views.text import html_text
 
 PALETTE = qualitative.Plotly + qualitative.D3
 METRICS = {
@@ -83,6 +86,7 @@ def _add_curve(fig, history, metric, x, color, name, smoothing, dash, showlegend
     xs, ys = _series(history, metric, x)
     if not len(xs):
         return
+    name = html_text(name)  # also encodes '%': the name cannot start a %{...} in the hovertemplate
     if smoothing > 0:
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, dash=dash, width=1),
                                  opacity=0.25, hoverinfo="skip", showlegend=False, legendgroup=legendgroup), **where)
@@ -94,14 +98,15 @@ def _add_curve(fig, history, metric, x, color, name, smoothing, dash, showlegend
 
 
 def _best_marker(fig, run: Run, x: str, color: str, showlegend: bool, **where):
-    best = run.metrics.get("best_epoch")
-    record = next((h for h in run.history if h.get("epoch") == best), None)
-    if record is None or record.get("val_accuracy") is None:
+    """A star on the validation accuracy of the epoch whose weights the run keeps."""
+    kept = run.kept_record
+    if kept is None or kept.get("val_accuracy") is None:
         return
-    fig.add_trace(go.Scatter(x=[record[x]], y=[record["val_accuracy"]], mode="markers",
+    fig.add_trace(go.Scatter(x=[kept[x]], y=[kept["val_accuracy"]], mode="markers",
                              marker=dict(symbol="star", size=14, color=color, line=dict(color="black", width=1)),
-                             name="best epoch", legendgroup="best", showlegend=showlegend,
-                             hovertemplate=f"best epoch {best}: val acc %{{y:.4f}}<extra></extra>"), **where)
+                             name="kept epoch", legendgroup="best", showlegend=showlegend,
+                             hovertemplate=f"kept epoch {html_text(run.kept_epoch)}: val acc %{{y:.4f}}"
+                                           "<extra></extra>"), **where)
 
 
 def _integer_epochs(fig: go.Figure, runs: Sequence[Run], x: str) -> None:
@@ -120,7 +125,7 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
     _check_x(x)
     colors = colors or run_colors(r.run_id for r in runs)
     fig = make_subplots(rows=2, cols=max(len(runs), 1), shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=[r.label for r in runs] or [""], vertical_spacing=0.08,
+                        subplot_titles=[html_text(r.label) for r in runs] or [""], vertical_spacing=0.08,
                         horizontal_spacing=0.02)
     for col, run in enumerate(runs, start=1):
         color = colors[run.run_id]
@@ -133,14 +138,14 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
     for name, dash in (("training", "solid"), ("validation", "dash")):  # legend keys in neutral grey
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line=dict(color="#666", dash=dash),
                                  legendgroup=name), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="best epoch", legendgroup="best",
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="kept epoch", legendgroup="best",
                              marker=dict(symbol="star", size=12, color="#bbb", line=dict(color="black", width=1))),
                   row=1, col=1)
     _integer_epochs(fig, runs, x)
     fig.update_xaxes(matches="x")  # one x range for every panel: runs compare at a glance
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=2, col=1)
-    fig.update_xaxes(title_text=X_AXES[x], row=2)
+    fig.update_xaxes(title_text=html_text(X_AXES[x]), row=2)
     fig.update_annotations(font_size=12)
     _layout(fig, height=520, legend=dict(orientation="h", y=1.12, x=0), hovermode="closest")
     return fig
@@ -159,8 +164,8 @@ def overlay(runs: Sequence[Run], metric: str, colors: Mapping[str, str] | None =
         if metric == "val_accuracy":
             _best_marker(fig, run, x, colors[run.run_id], False)
     _integer_epochs(fig, runs, x)
-    _layout(fig, height=380, title=METRICS[metric], xaxis_title=X_AXES[x], yaxis_title=metric,
-                      legend=dict(orientation="h", y=-0.25, x=0))
+    _layout(fig, height=380, title=html_text(METRICS[metric]), xaxis_title=html_text(X_AXES[x]),
+            yaxis_title=html_text(metric), legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
 
@@ -174,7 +179,7 @@ def live_history(history: list[dict], epochs_total: int, title: str = "") -> go.
                                      line=dict(color=PALETTE[0] if col == 1 else PALETTE[1], dash=dash),
                                      showlegend=True), row=1, col=col)
     fig.update_xaxes(range=[0.5, max(epochs_total, 1) + 0.5], title_text="epoch")
-    _layout(fig, height=300, title=title, legend=dict(orientation="h", y=-0.3, x=0))
+    _layout(fig, height=300, title=html_text(title), legend=dict(orientation="h", y=-0.3, x=0))
     return fig
 
 
@@ -208,7 +213,7 @@ def confusion_heatmap(matrix: pd.DataFrame, normalized: bool = False, title: str
     if selectable:
         fig.data[0].hoverinfo = "skip"
         fig.add_trace(_cell_picker(matrix, fmt))
-    _layout(fig, hovermode="closest", title=title, height=460,
+    _layout(fig, hovermode="closest", title=html_text(title), height=460,
                       xaxis=dict(title="predicted", type="category", side="top"),
                       yaxis=dict(title="true", type="category", autorange="reversed"))
     return fig
@@ -221,7 +226,7 @@ def difference_heatmap(diff: pd.DataFrame, title: str = "") -> go.Figure:
     fig = go.Figure(go.Heatmap(
         z=z, x=list(diff.columns), y=list(diff.index), colorscale="RdBu", zmin=-bound, zmax=bound,
         texttemplate="%{z:+d}", hovertemplate="true %{y}, predicted %{x}: %{z:+d}<extra></extra>"))
-    _layout(fig, hovermode="closest", title=title, height=460,
+    _layout(fig, hovermode="closest", title=html_text(title), height=460,
                       xaxis=dict(title="predicted", type="category", side="top"),
                       yaxis=dict(title="true", type="category", autorange="reversed"))
     return fig
@@ -241,7 +246,7 @@ def matrix_heatmap(values: np.ndarray, title: str = "", colorscale: str = "gray"
         text = np.vectorize(lambda v: "" if hide_zeros and v == 0 else format(v, fmt))(values)
         trace.update(text=text, texttemplate="%{text}", textfont=dict(size=9))
     fig = go.Figure(trace)
-    _layout(fig, hovermode="closest", title=title, height=height,
+    _layout(fig, hovermode="closest", title=html_text(title), height=height,
                       margin=dict(l=5, r=5, t=40, b=5))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False)
     fig.update_xaxes(constrain="domain", showticklabels=False)
@@ -256,7 +261,7 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 
     """
     n = len(images)
     rows = max(1, -(-n // cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.015,
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[html_text(t) for t in titles], horizontal_spacing=0.015,
                         vertical_spacing=0.3 / rows)
     for i, image in enumerate(images):
         image = np.asarray(image, dtype=float)

@@ -6,7 +6,6 @@ report holds the charts, the summary table, each run's configuration and data so
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -15,11 +14,12 @@ import pandas as pd
 from mnistlab import __version__
 from mnistlab.runs.store import Run
 from mnistlab.views import charts
+from mnistlab.views.text import html_text
 
 SUMMARY_COLUMNS = {
     "label": "run", "test_accuracy": "test accuracy", "test_loss": "test loss",
-    "best_val_accuracy": "best val accuracy", "best_epoch": "best epoch", "final_loss": "final loss",
-    "final_val_loss": "final val loss", "train_seconds": "training s", "params": "parameters", "run_id": "run id",
+    "status": "status", "kept_epoch": "kept epoch", "val_accuracy": "val accuracy (kept)",
+    "val_loss": "val loss (kept)", "train_seconds": "training s", "params": "parameters", "run_id": "run id",
 }
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -45,18 +45,19 @@ def comparison_report(runs: Sequence[Run], title: str | None = None, smoothing: 
              for i, fig in enumerate(figures)]
 
     table = pd.DataFrame([r.summary_row() for r in runs])[list(SUMMARY_COLUMNS)].rename(columns=SUMMARY_COLUMNS)
-    summary = table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0)
+    summary = table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, escape=True)
     configs = pd.DataFrame([{**r.config.to_dict(), "run id": r.run_id} for r in runs]).drop(columns=["data"])
     sources = sorted({f"{r.metrics['data']['title']} ({r.metrics['data']['fingerprint']})" for r in runs})
+    data = "; ".join(html_text(source, limit=400) for source in sources)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p class='muted'>{len(runs)} runs · data: {html.escape('; '.join(sources))} · made {created} "
+        f"<title>{html_text(title, limit=1000)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html_text(title, limit=1000)}</h1>",
+        f"<p class='muted'>{len(runs)} runs · data: {data} · made {created} "
         f"by mnistlab {__version__}</p>",
         "<h2>Summary</h2>", summary,
         "<h2>Training histories</h2>", *plots,
-        "<h2>Configurations</h2>", configs.to_html(index=False, border=0, na_rep="default"),
+        "<h2>Configurations</h2>", configs.to_html(index=False, border=0, na_rep="default", escape=True),
         "</body></html>",
     ])

@@ -18,17 +18,16 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from mnistlab.analysis.filters import MAX_KERNEL_SIZE, PADDINGS, PRESETS, validate_kernel
-from mnistlab.runs.config import RunConfig
+from mnistlab.runs.config import FIELDS, RunConfig
 from mnistlab.views.charts import METRICS, X_AXES
 
 MAX_RUNS = 12
 MAX_VALUE_LENGTH = 2000
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 COMPARE_MODES = ("side by side", "overlay")
-# Configuration fields a link may carry (never ``data``), with short keys.
-_FIELDS = {"task": "t", "epochs": "e", "batch_size": "b", "optimizer": "o", "learning_rate": "lr",
-           "validation": "v", "validation_size": "vs", "train_size": "n", "patience": "p", "seed": "s"}
-_KEYS = {short: name for name, short in _FIELDS.items()}
+# Configuration fields a link may carry: those with a short key in the table (never ``data``;
+# ``arch`` leads the compact form without a key).
+_KEYS = {field.link: name for name, field in FIELDS.items() if field.link}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,26 +43,30 @@ class RunRef:
 
 def encode_config(config: RunConfig) -> str:
     """``arch~key:value~...`` with only the fields that differ from the defaults."""
-    default = RunConfig()
     parts = [config.arch]
-    for name, short in _FIELDS.items():
+    for short, name in _KEYS.items():
         value = getattr(config, name)
-        if value != getattr(default, name):
+        if value != FIELDS[name].default:
             parts.append(f"{short}:{'none' if value is None else value}")
     return "~".join(parts)
 
 
-def _number(text: str) -> int | float | None:
-    if text == "none":
+def _value(name: str, text: str) -> Any:
+    """A link's text for field ``name``: a number where it reads as one, else the text (RunConfig checks it)."""
+    if FIELDS[name].kind == "choice":
+        return text
+    if text == "none" and FIELDS[name].unset:  # a field that may be left unset
         return None
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def decode_config(text: str, data: str = "auto") -> RunConfig:
-    """Parse :func:`encode_config`'s form; ValueError names what is wrong."""
+    """Parse :func:`encode_config`'s form; ValueError (the table's message for a bad value) names what is wrong."""
     if not isinstance(text, str) or not text or len(text) > 300:
         raise ValueError("a run configuration must be a short text like 'cnn~e:3'")
     arch, *pairs = text.split("~")
@@ -73,8 +76,8 @@ def decode_config(text: str, data: str = "auto") -> RunConfig:
         if not sep or key not in _KEYS:
             raise ValueError(f"unknown configuration part {pair[:30]!r}")
         name = _KEYS[key]
-        values[name] = raw if name in ("task", "optimizer", "validation") else _number(raw)
-    return RunConfig(**values)
+        values[name] = _value(name, raw)
+    return RunConfig(**values)  # checks every value against the table (ConfigError is a ValueError)
 
 
 def _values(params: Mapping[str, Any], key: str) -> str | None:
