@@ -6,9 +6,7 @@ or more means the target is met (see each script's docstring for what is divided
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import statistics
 import sys
 import warnings
@@ -48,18 +46,35 @@ def summary(name: str, ratios: dict[str, float]) -> str:
 
 
 def clone_runs(store, template_runs, count: int) -> None:
-    """Fill ``store`` with ``count`` valid runs copied from real ones, each under its own seed and id."""
-    from mnistlab.runs.config import SCHEMA_VERSION
+    """Fill ``store`` with ``count`` valid runs copied from real ones, each under its own seed and id.
+
+    Each copy is a whole run as the store writes it: its canonical form (with another seed),
+    the id hashed from it, and that id inside every file.
+    """
+    import numpy as np
+
+    from mnistlab.runs import records
+    from mnistlab.runs.config import canonical_json, id_of
 
     store.root.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for run in template_runs:
+        p = run.predictions()
+        arrays[run.run_id] = (p, run.weights())
     for i in range(count):
         run = template_runs[i % len(template_runs)]
-        config = run.config.replace(seed=1000 + i)
-        fingerprint = run.metrics["data"]["fingerprint"]
-        run_id = config.run_id(fingerprint)
+        seed = 1000 + i
+        canonical = canonical_json({**run.canonical, "seed": seed})
+        run_id = id_of(canonical)
         target = store.root / run_id
-        shutil.copytree(run.path, target)
-        (target / "config.json").write_text(json.dumps(
-            {"run_id": run_id, "config": config.to_dict(), "canonical": config.canonical(fingerprint, SCHEMA_VERSION)}))
-        metrics = dict(run.metrics, run_id=run_id)
-        (target / "metrics.json").write_text(json.dumps(metrics))
+        target.mkdir()
+        config = run.config.replace(seed=seed)
+        (target / "config.json").write_text(records.json_text(
+            {"format": records.FORMAT, "run_id": run_id, "config": config.to_dict(), "canonical": canonical,
+             "aliases": []}))
+        (target / "history.json").write_text(records.json_text({"run_id": run_id, "epochs": run.history}))
+        (target / "metrics.json").write_text(records.json_text(dict(run.metrics, run_id=run_id)))
+        predictions, weights = arrays[run.run_id]
+        records.save_predictions(target / "predictions.npz", run_id, predictions.probabilities, predictions.labels,
+                                 predictions.digits)
+        records.save_weights(target / "weights.npz", run_id, run.config.arch, weights)

@@ -100,7 +100,8 @@ def test_md_cuts_long_text_with_an_ellipsis():
 
 
 def test_md_keeps_ordinary_text_readable():
-    assert md("cnn · digits · sgd · bs32 · 3ep · val=fraction") == "cnn · digits · sgd · bs32 · 3ep · val=fraction"
+    label = "cnn · digits · sgd · bs32 · 3ep · val=fraction"
+    assert md(label) == label
     assert md("it's \"quoted\", 50%") == "it's \"quoted\", 50%"
     assert md(3) == "3" and md(None) == "None"
     assert md(ValueError("bad <value>")) == "bad \\<value\\>"

@@ -9,14 +9,16 @@ The rule: **values stay plain text until the moment they are put into a format, 
 code that puts them there escapes them with one of these helpers**. Every interpolated
 value goes through here, also the ones we believe safe (run labels built from validated
 configurations), so a reader never has to decide which are. Static text written by us is
-left as is (it may use Markdown on purpose).
+left as is (it may use Markdown on purpose); so are numbers we format and text from our own
+tables (architecture descriptions, the configuration fields' help).
 
 - :func:`md` for anything Streamlit renders as Markdown: ``st.markdown``, ``st.caption``,
   ``st.title``/``st.subheader``, ``st.warning``/``info``/``error``/``success``,
   ``st.toast``, ``st.progress`` text, ``st.metric`` label, value and delta, labels of
-  buttons, expanders, popovers, page links and widgets, ``help=`` tooltips, and dynamic
-  dataframe column labels. Not for selectbox/multiselect *options* (plain text there: the
-  backslashes would show).
+  buttons, expanders, popovers, page links and widgets, radio options, ``st.image``
+  captions, ``help=`` tooltips, and dynamic dataframe column labels. Not for
+  selectbox/multiselect *options* nor dataframe cells (plain text there: the backslashes
+  would show).
 - :func:`code` for a value shown as an inline code span inside Markdown (run ids, paths,
   fingerprints): monospace, nothing inside it is Markdown, and a backtick in the value
   cannot close the span early.
@@ -29,13 +31,21 @@ Messages built from link values (``mnistlab.views.share``) are plain text, like 
 other library output; the page escapes them where it shows them
 (``pages.common.show_link_messages`` uses :func:`md`).
 
-Why :func:`md` does more than backslash-escape: Streamlit runs some Markdown extensions on
-the *text* after parsing, where escapes are already gone: ``:material_icon:`` icons,
-``:emoji:`` shortcodes and GitHub's bare-URL/``www.``/e-mail autolinks. So a colon, ``@``
-or a ``www.`` gets an invisible zero-width space after it, which no such pattern matches.
-Newlines (which would start new blocks: headings, lists, tables) become spaces, other
-control and bidirectional-override characters go, and very long values are cut with an
-ellipsis (``limit``).
+How :func:`md` works (checked by rendering in Streamlit 1.67 in Chromium): every
+Markdown/HTML-significant ASCII character ``\\ ` * _ { } [ ] ( ) # + - . ! | < > : $ ~ & / @``
+is backslash-escaped (CommonMark renders an escaped punctuation character as itself; ``\\$``
+also keeps Streamlit from loading KaTeX, ``\\:`` and ``\\[`` break ``:red[...]`` directives,
+``\\/`` keeps Streamlit's source-level ``:material/`` rewrite from matching). Quotes and
+``=`` stay as they are: they mean nothing outside link syntax, which the escapes break.
+Streamlit also runs some extensions on the *text* after parsing, where escapes are gone:
+``:material_icon:`` icons, ``:emoji:`` shortcodes and GitHub's bare-URL/``www.``/e-mail
+autolinks. So an escaped colon or ``@``, and the ``www`` of ``www.``, get an invisible
+zero-width space after them, which no such pattern matches. Newlines (which would start
+new blocks: headings, lists, tables) become spaces, other control and bidirectional-override
+characters go, and long values are cut with an ellipsis (``limit``, 300 by default; give
+messages that quote a value more room). Left as Streamlit does it, harmlessly: its
+typographic replacements (`` -> `` shows as an arrow), and inside :func:`code` spans
+``:material/`` shows as ``:material_``.
 """
 
 from __future__ import annotations
