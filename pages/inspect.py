@@ -135,5 +135,11 @@ params = share.InspectView(
     run=share.RunRef(run.run_id, run.config), second=share.RunRef(second.run_id, second.config) if second else None,
     true_class=true_class, predicted_class=predicted_class, normalized=normalized).to_params()
 common.write_link("inspect", params)
-with share_slot.popover("Copy share link", icon=":material/share:"):
+link_column, model_column, _ = share_slot.columns([1, 1, 3])
+with link_column.popover("Copy share link", icon=":material/share:", width="stretch"):
     common.share_box(params)
+model_column.download_button(
+    "Model (.keras)", run.keras_file, file_name=f"mnistlab-{run.config.arch}-{run.run_id}.keras",
+    mime="application/zip", icon=":material/download:", key="inspect_keras", width="stretch",
+    help="The kept model as a Keras file, built on demand from the run's stored weights "
+         "(load it with keras.saving.load_model).")

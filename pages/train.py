@@ -16,6 +16,7 @@ from mnistlab.runs.config import (
     DEFAULT_FRACTION,
     DEFAULT_LEARNING_RATES,
     FIELDS,
+    VALIDATION_SIZES,
     MAX_EPOCHS,
     OPTIMIZERS,
     VALIDATION_LABELS,
@@ -159,9 +160,9 @@ with left:
     validation_size = None
     n_train = len(common.dataset(info).x_train)
     if validation == "holdout":
-        f = FIELDS["validation_size"]  # its unset default (one sixth) and upper bound depend on the data
-        held = st.number_input("Hold-out images", 1, min(int(f.hi), n_train - 1), n_train // 6, key="train_holdout",
-                               help=f"{f.help} (unset: {f.unset})")
+        f = VALIDATION_SIZES["holdout"]  # its default (one sixth) and upper bound depend on the data
+        held = st.number_input("Hold-out images", int(f.lo), min(int(f.hi), n_train - 1), n_train // 6,
+                               key="train_holdout", help=f"{f.help} (default: {f.unset})")
         validation_size = None if held == n_train // 6 else held
     elif validation == "fraction":
         fraction = st.slider("Validation fraction", 0.05, 0.5, DEFAULT_FRACTION, 0.05, key="train_fraction")

@@ -118,13 +118,19 @@ def _out_of_range(field):
     return [field.lo if field.open_lo else field.lo - 1, field.hi + 1]
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=False, reason="validation_size's allowed values depend on the validation scheme (holdout: an "
-                             "integer in [1, 59999]; fraction: (0, 0.9]); the table has one range for both"))
-    if name == "validation_size" else name
-    for name in FIELDS
-])
+@pytest.mark.parametrize("scheme, label", [("holdout", "holdout images"), ("fraction", "fraction")])
+def test_validation_size_is_checked_by_its_schemes_row_of_the_table(scheme, label):
+    from mnistlab.runs.config import VALIDATION_SIZES
+
+    field = VALIDATION_SIZES[scheme]
+    for value in _out_of_range(field):
+        with pytest.raises(ConfigError) as info:
+            RunConfig(validation=scheme, validation_size=value)
+        assert str(info.value) == f"validation_size ({label}) must be {field.allowed}, got {value!r}"
+        assert field.allowed in FIELDS["validation_size"].allowed  # the CLI's help says both
+
+
+@pytest.mark.parametrize("name", [name for name in FIELDS if name != "validation_size"])
 def test_run_config_refuses_a_bad_value_with_the_tables_words(name):
     field = table_field(name)
     for value in _out_of_range(field):

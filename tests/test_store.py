@@ -247,3 +247,17 @@ def test_a_disk_fault_at_any_write_step_gives_a_clear_error_and_stores_nothing(s
     assert [r.run_id for r in RunStore(store.root).list_runs().runs] == [good.run_id]
     assert store.live.latest(store.resolve(config).run_id).state == "failed"
     assert not any((store.root / ".tmp").glob("run-*"))
+
+
+def test_download_as_keras_builds_the_kept_model_from_its_weights(store, tmp_path):
+    import keras
+
+    run = store.get_or_train(tiny_config(arch="cnn", epochs=1)).run
+    path = tmp_path / "model.keras"
+    path.write_bytes(run.keras_file())
+    model = keras.saving.load_model(path)  # our own file, made just now: safe to load in a test
+    from mnistlab.datasets.mnist import load_mnist
+    from mnistlab.models.training import prepare_images
+
+    images = prepare_images(load_mnist("sample").x_test[:50], "cnn")
+    np.testing.assert_allclose(model.predict(images, verbose=0), run.predictions().probabilities[:50], atol=1e-5)

@@ -78,3 +78,14 @@ def test_eight_processes_launching_with_a_cap_of_one_train_one_at_a_time_and_all
     assert most == 1
     run_ids = [store.resolve(tiny_config(epochs=1, train_size=100, seed=s)).run_id for s in range(8)]
     assert all(store.exists(run_id) for run_id in run_ids)
+
+
+def test_a_run_whose_worker_died_before_claiming_it_trains_when_launched_again(store):
+    config = tiny_config(epochs=1, seed=11)
+    resolved = store.resolve(config)
+    store._writable("test")
+    store.live.launch([(resolved.run_id, resolved.config.to_dict(), resolved.canonical_json, 1)])
+    # No worker ever claims it (as if the worker process was killed at start): it waits, queued.
+    assert store.live.latest(resolved.run_id).state == "queued"
+    assert launch(store, [config]) == []  # already queued: not queued twice, but a worker is started
+    assert wait_for(lambda: store.exists(resolved.run_id))

@@ -70,10 +70,13 @@ class Field:
     open_lo: bool = False  # lo itself is not allowed (learning rate > 0)
     unset: str = ""  # what leaving it unset (None) means; "" = it cannot be unset
     link: str = ""  # its short key in share links
+    words: str = ""  # the allowed values in words, where they depend on another field
 
     @property
     def allowed(self) -> str:
         """The allowed values in words, as error messages and help texts say them."""
+        if self.words:
+            return self.words
         if self.kind == "choice":
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind == "int":
@@ -143,14 +146,21 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("validation", "choice", "holdout", "holdout: the last N training images; fraction: Keras' "
           "validation_split; test: the test set (as one recipe does)", choices=VALIDATION_SCHEMES, link="v"),
     Field("validation_size", "float", None, "holdout: images held out; fraction: the share held out", lo=0.0,
-          hi=59_999, unset="holdout: one sixth of the training images (10,000 of 60,000); fraction: 0.25",
-          link="vs"),
+          hi=MAX_TRAIN_SIZE - 1, unset="holdout: one sixth of the training images (10,000 of 60,000); fraction: 0.25",
+          link="vs", words=f"for holdout an integer in [1, {MAX_TRAIN_SIZE - 1}], for fraction a number in (0, 0.9]"),
     Field("train_size", "int", None, "use only the first N training images", lo=MIN_TRAIN_SIZE,
           hi=MAX_TRAIN_SIZE, unset="all of them", link="n"),
     Field("patience", "int", None, "early stopping on validation loss after N epochs without improvement "
           "(keeps the best weights)", lo=1, hi=MAX_EPOCHS, unset="no early stopping", link="p"),
     Field("seed", "int", 0, "random seed (weights, shuffling, dropout)", lo=0, hi=MAX_SEED, link="s"),
 )}
+#: ``validation_size`` per validation scheme (the test set needs none): what RunConfig checks.
+VALIDATION_SIZES: dict[str, Field] = {
+    "holdout": Field("validation_size", "int", None, "images held out: the last N training images", lo=1,
+                     hi=MAX_TRAIN_SIZE - 1, unset="one sixth of the training images (10,000 of 60,000)", link="vs"),
+    "fraction": Field("validation_size", "float", None, "the share of the training images held out (Keras' "
+                      "validation_split)", lo=0.0, hi=0.9, open_lo=True, unset=f"{DEFAULT_FRACTION}", link="vs"),
+}
 #: Fields added after the canonical form of schema 3 was fixed: in the id only when not default.
 LATER_FIELDS: tuple[str, ...] = ()
 
@@ -196,12 +206,9 @@ class RunConfig:
                 continue
             set_(name, (arch_field() if name == "arch" else field).check(getattr(self, name)))
         if self.validation_size is not None:
-            if self.validation == "holdout":
-                size = _as_int("validation_size (holdout images)", self.validation_size, 1, MAX_TRAIN_SIZE - 1,
-                               f"an integer in [1, {MAX_TRAIN_SIZE - 1}]")
-            elif self.validation == "fraction":
-                size = _as_float("validation_size (fraction)", self.validation_size, 0.0, 0.9, True,
-                                 "a number in (0, 0.9]")
+            if self.validation in VALIDATION_SIZES:
+                label = "holdout images" if self.validation == "holdout" else "fraction"
+                size = VALIDATION_SIZES[self.validation].check(self.validation_size, f"validation_size ({label})")
             else:
                 raise ConfigError(f"validation_size must be left unset when validating on the test set "
                                   f"(the test set is the validation set), got {self.validation_size!r}")

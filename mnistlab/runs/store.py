@@ -307,6 +307,11 @@ class RunStore:
             migrate.migrate_store(self)
             self._write_marker()
         self.clean_leftovers()
+        if (self.root / "live.sqlite3").is_file():
+            try:
+                self.live.cleanup()  # attempts that ended long ago
+            except StoreError:
+                pass  # a damaged live state is reported by doctor; finished runs still read
 
     def _write_marker(self) -> None:
         try:

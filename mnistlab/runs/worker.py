@@ -119,7 +119,9 @@ def launch(store: RunStore, configs: Sequence[RunConfig], *, sweep: str | None =
     created = store.live.launch(
         [(r.run_id, r.config.to_dict(), r.canonical_json, r.config.epochs) for r in resolved],
         is_stored=store.exists, sweep=sweep)
-    if created:
+    wanted = {r.run_id for r in resolved}
+    waiting = [a for a in store.live.active() if a.state == "queued" and a.run_id in wanted]
+    if created or waiting:  # also a run queued earlier whose worker died before it claimed it
         start_worker(store)
     return [attempt.run_id for attempt in created]
 
