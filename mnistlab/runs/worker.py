@@ -36,6 +36,8 @@ from mnistlab.runs.config import RunConfig
 from mnistlab.runs.live import Attempt, Heartbeat
 from mnistlab.runs.store import Obtained, Run, RunStore
 
+#: The most often a training looks up a cancel request (a tiny query; blocks of batches can be ms).
+CANCEL_POLL_SECONDS = 0.05
 #: How long a worker with nothing to claim (all queued runs waiting for the cap) keeps polling.
 IDLE_POLL_SECONDS = 0.5
 
@@ -110,20 +112,97 @@ def launch(store: RunStore, configs: Sequence[RunConfig], *, sweep: str | None =
     """Queue ``configs`` (skipping stored or already queued ones) and start a worker for them.
 
     Returns the run ids queued. The worker's output goes to ``.tmp/worker-<token>.log``.
+    ``sweep``: the runs (stored ones too) belong to that sweep (see :meth:`LiveState.add_to_sweep`).
     """
+    created, wanted = _enqueue(store, configs, sweep)
+    waiting = [a for a in store.live.active() if a.state == "queued" and a.run_id in wanted]
+    if created or waiting:  # also a run queued earlier whose worker died before it claimed it
+        start_worker(store)
+    return created
+
+
+def enqueue(store: RunStore, configs: Sequence[RunConfig], *, sweep: str | None = None) -> list[str]:
+    """Queue ``configs`` like :func:`launch`, but start no worker (the caller drains the queue)."""
+    return _enqueue(store, configs, sweep)[0]
+
+
+def _enqueue(store: RunStore, configs: Sequence[RunConfig], sweep: str | None) -> tuple[list[str], set[str]]:
     store.settings.refuse_writes("Training")
     resolved = [store.resolve(config) for config in configs]
     for item in resolved:
         store.check_allowed(item)
     store._writable("Training")
+    if sweep is not None:
+        store.live.add_to_sweep(sweep, [r.run_id for r in resolved])
     created = store.live.launch(
         [(r.run_id, r.config.to_dict(), r.canonical_json, r.config.epochs) for r in resolved],
         is_stored=store.exists, sweep=sweep)
-    wanted = {r.run_id for r in resolved}
-    waiting = [a for a in store.live.active() if a.state == "queued" and a.run_id in wanted]
-    if created or waiting:  # also a run queued earlier whose worker died before it claimed it
-        start_worker(store)
-    return [attempt.run_id for attempt in created]
+    return [attempt.run_id for attempt in created], {r.run_id for r in resolved}
+
+
+_THREADS: int | None = None  # the thread budget this process was given (TensorFlow takes it once)
+
+
+def thread_budget(threads: int) -> int:
+    """Give this process's TensorFlow ``threads`` threads (intra-op; inter-op 1 for one thread).
+
+    Must run before TensorFlow initialises in this process (its first op); later calls, or a
+    process whose TensorFlow already runs, keep the first budget. Returns the budget in force.
+    """
+    global _THREADS
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if _THREADS is not None:
+        return _THREADS
+    inter = 1 if threads == 1 else 2
+    for name, value in (("TF_NUM_INTRAOP_THREADS", threads), ("TF_NUM_INTEROP_THREADS", inter),
+                        ("OMP_NUM_THREADS", threads)):
+        os.environ[name] = str(value)
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:  # TensorFlow already initialised here: its threads are fixed
+        _THREADS = tf.config.threading.get_intra_op_parallelism_threads() or threads
+        return _THREADS
+    _THREADS = threads
+    return threads
+
+
+def train_queued(store: RunStore, run_id: str, token: str, *, poll: float = IDLE_POLL_SECONDS,
+                 should_stop: Callable[[], bool] | None = None) -> tuple[str, str]:
+    """Train the queued run ``run_id`` here when the cap allows, or wait for whoever holds it.
+
+    Returns ``(outcome, message)``: ``trained`` or ``diverged`` (trained here), ``cached`` (stored
+    already, or by another process meanwhile), or how its attempt ended elsewhere
+    (``cancelled``, ``failed``); ``missing`` when it is neither stored nor queued.
+    """
+    from mnistlab.models.training import Cancelled
+
+    live = store.live
+    while True:
+        if store.exists(run_id):
+            return "cached", ""
+        attempt = live.claim(token, max_trainings(store), run_id=run_id)
+        if attempt is not None:
+            try:
+                run = train_attempt(store, attempt, should_stop=should_stop)
+            except Cancelled as exc:
+                return "cancelled", str(exc)
+            except Exception as exc:  # recorded in the live state by train_attempt
+                return "failed", str(exc) if isinstance(exc, MnistlabError) else f"{type(exc).__name__}: {exc}"
+            if run is None:
+                return "failed", "no run was stored"
+            return ("diverged" if run.status == "diverged" else "trained"), run.metrics.get("message", "")
+        latest = live.latest(run_id)
+        if latest is None or not latest.is_active:
+            if store.exists(run_id):
+                return "cached", ""
+            return (latest.state if latest is not None else "missing"), (latest.message if latest else "")
+        if should_stop is not None and should_stop():
+            return "cancelled", "stopped waiting"
+        time.sleep(poll)
 
 
 def start_worker(store: RunStore) -> None:
@@ -165,8 +244,16 @@ def train_attempt(store: RunStore, attempt: Attempt, *, dataset=None,
                 if on_epoch is not None:
                     on_epoch(record, history)
 
-            def stop() -> bool:
-                return beat.cancelled.is_set() or (should_stop is not None and should_stop())
+            checked = [0.0]
+
+            def stop() -> bool:  # called after every block of batches: a cancel stops the next block
+                if beat.cancelled.is_set() or (should_stop is not None and should_stop()):
+                    return True
+                now = time.monotonic()
+                if now - checked[0] < CANCEL_POLL_SECONDS:
+                    return False
+                checked[0] = now
+                return live.cancel_requested(attempt.id)
 
             live.set_message(attempt.id, "loading data and building the model")
             run = store.train(resolved, dataset=dataset, on_epoch=epoch_done, should_stop=stop)
