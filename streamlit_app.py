@@ -10,8 +10,10 @@ page = st.navigation(
     [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_view:"),
         st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
         st.Page("pages/filters.py", title="Filters", icon=":material/filter_center_focus:"),
+        st.Page("pages/playground.py", title="Playground", icon=":material/draw:"),
         st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
     ]
 )

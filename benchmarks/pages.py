@@ -1,10 +1,19 @@
-"""Page render times in Streamlit's AppTest on a store of 50 runs, and TensorFlow imports.
+"""Page times on a store of 50 runs: AppTest render times, and "cold" times in a real Chromium.
 
-Each page renders in a fresh process (so a TensorFlow import shows). Ratio = 2 s budget /
+AppTest: each page renders in a fresh process (so a TensorFlow import shows). Ratio = 2 s budget /
 first render time, except that a read-only page (Compare, Inspect, Data, Filters) that imports
 TensorFlow scores 0.00x: it must not.
 
-    python benchmarks/pages.py
+Cold (``--cold``, needs Chromium): a real server on the store; each page is opened by a fresh
+browser session (a new context: no cookies, no session state) and timed from navigation to its
+first chart drawn (Train, whose default configuration is not stored, to its launch button). The
+floor is an empty Streamlit page opened the same way: Streamlit's own JavaScript and handshake.
+Warm: in that same session, from a click on the page's link in the sidebar (after visiting
+another page) to the same element. Ratios: cold target 1.5 x floor / cold time; warm 0.5 s / warm time.
+The first round after the server starts (Python imports of the pages) is shown apart.
+
+    python benchmarks/pages.py            # AppTest
+    python benchmarks/pages.py --cold     # AppTest, then Chromium
 """
 
 from __future__ import annotations
@@ -43,6 +52,118 @@ CHILD = ("import json, sys, time\n"
          "      'tensorflow': 'tensorflow' in sys.modules}))\n")
 
 
+FLOOR_APP = "import streamlit as st\nst.title('Floor')\n"
+READY = {"floor": "h1", "train": 'button:has-text("Train cnn")'}
+PLOT_READY = '[data-testid="stPlotlyChart"] .main-svg'
+TITLES = {"train": "Train", "compare": "Compare", "inspect": "Inspect", "filters": "Filters", "data": "Data"}
+COLD_TARGET = 1.5
+WARM_BUDGET_S = 0.5
+ROUNDS = 3
+
+
+def _server(script: Path, env: dict, port: int):
+    import time
+    import urllib.request
+
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
+                                "--server.address", "127.0.0.1", "--server.port", str(port),
+                                "--browser.gatherUsageStats", "false"], cwd=script.parent, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"the server for {script} did not start")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _open_cold(browser, url: str, ready: str) -> tuple[float, object]:
+    import time
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.wait_for_selector(ready, timeout=120_000)
+    return time.perf_counter() - started, context, page
+
+
+def _warm(page, name: str) -> float:
+    """In the same session: visit Data (or Train), then click back to ``name``; seconds to its element."""
+    import time
+
+    other = "Data" if name != "data" else "Train"
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text(other, exact=True).click()
+    page.wait_for_selector(f'h1:has-text("{other}")', timeout=60_000)
+    page.wait_for_timeout(1500)  # let that page finish
+    started = time.perf_counter()
+    nav.get_by_text(TITLES[name], exact=True).click()
+    page.wait_for_selector(f'h1:has-text("{TITLES[name]}")', timeout=60_000)
+    page.wait_for_selector(READY.get(name, PLOT_READY), timeout=60_000)
+    return time.perf_counter() - started
+
+
+def cold(store_root: Path) -> None:
+    """Chromium timings of every page for a fresh session, beside the empty page's floor."""
+    import statistics
+
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "MNISTLAB_STORE": str(store_root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        floor_script = Path(tmp) / "floor.py"
+        floor_script.write_text(FLOOR_APP)
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"])
+        ports = {"floor": _free_port(), "app": _free_port()}
+        servers = [_server(floor_script, env, ports["floor"]), _server(ROOT / "streamlit_app.py", env, ports["app"])]
+        try:
+            times: dict[str, list[float]] = {name: [] for name in ["floor", *PAGES]}
+            warm: dict[str, list[float]] = {name: [] for name in PAGES}
+            for round_ in range(ROUNDS + 1):  # round 0: the first sessions after the servers started
+                for name in ["floor", *PAGES]:
+                    port = ports["floor" if name == "floor" else "app"]
+                    path = "" if name in ("floor", "train") else name
+                    seconds, context, page = _open_cold(browser, f"http://127.0.0.1:{port}/{path}",
+                                                        READY.get(name, PLOT_READY))
+                    times[name].append(seconds)
+                    if name != "floor" and round_ > 0:
+                        warm[name].append(_warm(page, name))
+                    context.close()
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=20)
+            browser.close()
+    floor = statistics.median(times["floor"][1:])
+    rows, ratios = [], {}
+    for name in ["floor", *PAGES]:
+        cold_s = statistics.median(times[name][1:])
+        warm_s = statistics.median(warm[name]) if name in warm else None
+        rows.append([name, times[name][0], cold_s, cold_s / floor, "-" if warm_s is None else warm_s])
+        if name != "floor":
+            ratios[f"{name} cold"] = COLD_TARGET * floor / cold_s
+            ratios[f"{name} warm"] = WARM_BUDGET_S / warm_s
+    print(f"Chromium 1280x800, store of 50 runs; medians of {ROUNDS} fresh sessions per page "
+          "(first-after-start shown apart); cold = navigation to the first chart drawn (Train: its launch button)")
+    print(table(["page", "first after start s", "cold s", "x floor", "warm s"], rows))
+    print(summary("pages cold", ratios))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trained = RunStore(Path(tmp) / "templates")
@@ -60,9 +181,11 @@ def main() -> None:
             ratios[page] = 0.0 if bad or result["errors"] else BUDGET_S / result["seconds"]
             rows.append([page, result["seconds"], result["rerun"], "yes" if result["tensorflow"] else "no",
                          "; ".join(result["errors"])[:60] or "-"])
-    print("store: 50 runs (mlp and cnn); first render of the page (after the app's frame), then a rerun")
-    print(table(["page", "first render s", "rerun s", "imports TensorFlow", "errors"], rows))
-    print(summary("pages", ratios))
+        print("store: 50 runs (mlp and cnn); first render of the page (after the app's frame), then a rerun")
+        print(table(["page", "first render s", "rerun s", "imports TensorFlow", "errors"], rows))
+        print(summary("pages", ratios), flush=True)
+        if "--cold" in sys.argv[1:]:
+            cold(store.root)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -23,6 +24,10 @@ from mnistlab.datasets.mnist import default_source
 from mnistlab.errors import MnistlabError
 from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
 from mnistlab.runs.config import FIELDS, TASKS, Field, RunConfig, arch_field
+
+
+#: How the user called us: ``mnistlab`` (the installed command) or ``python -m mnistlab``.
+PROG = "mnistlab" if os.path.basename(sys.argv[0] or "") == "mnistlab" else "python -m mnistlab"
 
 
 class UsageError(Exception):
@@ -35,12 +40,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m mnistlab", description="Train, list and inspect MNIST runs.")
+    parser = _Parser(prog=PROG, description="Train, list and inspect MNIST runs; `serve` starts the dashboard.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser, store: bool = True) -> None:
         if store:
-            p.add_argument("--store", help="run store folder (default: $MNISTLAB_STORE or cache/runs)")
+            p.add_argument("--store", help="run store folder (default: $MNISTLAB_STORE, else cache/runs in a "
+                           "checkout or ~/.local/share/mnistlab/runs when installed)")
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     train = sub.add_parser("train", help="train one configuration (or return it from the store)")
@@ -78,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     archs.add_argument("--task", default=None, metavar=_metavar(FIELDS["task"]),
                        help=f"{FIELDS['task'].allowed} (default: all)")
     common(archs, store=False)
+    serve = sub.add_parser("serve", help="start the dashboard in the browser (Streamlit)")
+    serve.add_argument("--port", type=int, default=8501, help="port to listen on (default: 8501)")
+    serve.add_argument("--address", default=None,
+                       help="address to listen on (default: 127.0.0.1, this machine only; with --read-only "
+                            "0.0.0.0, every network interface)")
+    serve.add_argument("--read-only", action="store_true",
+                       help="viewers browse, compare and inspect; training, deleting and importing are off")
+    serve.add_argument("--store", help="run store folder (default: $MNISTLAB_STORE, else cache/runs in a "
+                       "checkout or ~/.local/share/mnistlab/runs when installed)")
+    _sweep_parsers(sub, common)
     return parser
 
 
@@ -135,6 +151,38 @@ def _run_json(run) -> dict:
     return {"run_id": run.run_id, "label": run.label, "config": run.config.to_dict(), "metrics": run.metrics}
 
 
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter (absl's pre-init notice, oneDNN and CPU-feature
+    INFO lines, written by C++ straight to file descriptor 2) kept from the terminal, and its Python
+    logger (retracing warnings) at ERROR. Lines that are not known chatter are passed on."""
+    if "tensorflow" in sys.modules:
+        return
+    import logging
+    import re
+    import tempfile
+    import warnings
+
+    chatter = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|This TensorFlow binary "
+                         r"is optimized|To enable the following instructions|rebuild TensorFlow|^\s*$")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        for line in captured.read().decode(errors="replace").splitlines():
+            if not chatter.search(line):
+                print(line, file=sys.stderr)
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"keras(\.|$)")
+
+
 def cmd_train(args) -> int:
     from mnistlab.models.training import Cancelled
 
@@ -152,7 +200,25 @@ def cmd_train(args) -> int:
             print("another process is training this configuration; waiting for it", file=log, flush=True)
             waiting.append(True)
 
-    print(f"{config.label()}  (data: {store.resolve(config).source.title})", file=log, flush=True)
+    resolved = store.resolve(config)
+    source = resolved.source
+    rate = "" if config.learning_rate is not None else f" · lr {config.effective_learning_rate:g} (default)"
+    print(f"{config.label()}{rate}  (data: {source.title})", file=log, flush=True)
+    if source.kind == "sample" and config.data == "auto":
+        from mnistlab.datasets.mnist import FULL_MNIST_HINT
+
+        print(f"note: {source.reason}. {FULL_MNIST_HINT[0].upper()}{FULL_MNIST_HINT[1:]}.", file=sys.stderr,
+              flush=True)
+    stored = store.lookup(resolved.run_id)
+    if stored is None:  # about to train: say what is odd first, refuse what cannot work
+        from mnistlab.runs.checks import preflight
+
+        checked = preflight(resolved, store.list_runs().runs)
+        if checked.errors:
+            raise UsageError("; ".join(checked.errors))
+        for warning in checked.warnings:
+            print(f"note: {warning}", file=sys.stderr, flush=True)
+        _quiet_tensorflow()
     try:
         obtained = store.get_or_train(config, on_epoch=on_epoch, on_wait=on_wait)
     except Cancelled as exc:
@@ -180,7 +246,7 @@ def cmd_runs(args) -> int:
         print(json.dumps({"runs": rows, "broken": [{"run_id": b.run_id, "reason": b.reason} for b in listing.broken]}))
         return 0
     if not rows and not listing.broken:
-        print(f"no runs in {_store(args).root}; train one with: python -m mnistlab train --data sample --epochs 1")
+        print(f"no runs in {_store(args).root}; train one with: {PROG} train --data sample --epochs 1")
     for row in rows:
         figure = f"test acc {row['test_accuracy']:.4f}" if row["status"] == "finished" else "diverged       "
         print(f"{row['run_id']}  {figure}  {row['label']}")
@@ -196,7 +262,7 @@ def _load(store, run_id: str):
     try:  # a broken run raises BrokenRun: exit status 1, naming the reason
         return store.load(run_id)
     except KeyError:
-        raise UsageError(f"no run {run_id} in {store.root}; list runs with: python -m mnistlab runs") from None
+        raise UsageError(f"no run {run_id} in {store.root}; list runs with: {PROG} runs") from None
 
 
 def cmd_report(args) -> int:
@@ -255,7 +321,7 @@ def cmd_show(args) -> int:
         return 0
     print(f"run {run.run_id}: {run.label}")
     for key, value in run.config.to_dict().items():
-        print(f"  {key:16} {value}")
+        print(f"  {key:16} {_shown_value(run, key, value)}")
     for record in run.history:
         print("  " + _epoch_line(record, run.config.epochs))
     m = run.metrics
@@ -266,6 +332,21 @@ def cmd_show(args) -> int:
         print(f"  {run.kept_description()}")
     print(f"  data: {m['data']['title']} ({m['data']['fingerprint']})")
     return 0
+
+
+def _shown_value(run, key: str, value: Any) -> str:
+    """A configuration value as a person reads it: unset fields say what they mean, never "None"."""
+    if value is not None:
+        return str(value)
+    canonical = getattr(run, "canonical", None) or {}
+    if key == "learning_rate":
+        return f"{run.config.effective_learning_rate:g} ({run.config.optimizer}'s default)"
+    if key in ("validation_size", "train_size") and canonical.get(key) is not None:
+        return f"{canonical[key]:,} (default)" if isinstance(canonical[key], int) else f"{canonical[key]:g} (default)"
+    if key == "patience":
+        return "none (no early stopping)"
+    field = FIELDS.get(key)
+    return f"unset ({field.unset})" if field is not None and field.unset else "unset"
 
 
 def cmd_doctor(args) -> int:
@@ -289,7 +370,7 @@ def cmd_doctor(args) -> int:
     for line in report.notes + report.repaired:
         print(f"  {line}")
     if not args.repair and (report.broken or report.leftovers):
-        print("repair with: python -m mnistlab doctor --repair (broken runs are moved to .broken/, not deleted)")
+        print(f"repair with: {PROG} doctor --repair (broken runs are moved to .broken/, not deleted)")
     return 0
 
 
@@ -310,12 +391,231 @@ def cmd_archs(args) -> int:
     return 0
 
 
+def app_folder():
+    """The dashboard's folder: the checkout's root when running from one, else the installed
+    ``mnistlab_app`` data package (streamlit_app.py, pages/, .streamlit/config.toml)."""
+    import importlib.util
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "streamlit_app.py").is_file() and (checkout / "pages").is_dir():
+        return checkout
+    spec = importlib.util.find_spec("mnistlab_app")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / "streamlit_app.py").is_file():
+            return Path(location)
+    raise MnistlabError("the dashboard's files (mnistlab_app) are not installed; reinstall with: pip install .")
+
+
+def serve_command(args) -> tuple[list[str], dict[str, str], str]:
+    """The Streamlit command line, environment and first line to print for ``serve`` (no side effects)."""
+    folder = app_folder()
+    address = args.address or ("0.0.0.0" if args.read_only else "127.0.0.1")
+    command = [sys.executable, "-m", "streamlit", "run", str(folder / "streamlit_app.py"),
+               "--server.port", str(args.port), "--server.address", address]
+    config = folder / ".streamlit" / "config.toml"  # Streamlit reads it from the working folder only: pass it on
+    if config.is_file():
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: the theme is a nicety
+            tomllib = None
+        if tomllib is not None:
+            with open(config, "rb") as fh:
+                for section, values in tomllib.load(fh).items():
+                    for name, value in values.items():
+                        value = str(value).lower() if isinstance(value, bool) else str(value)
+                        command += [f"--{section}.{name}", value]
+    env = dict(os.environ)
+    if args.read_only:
+        env["MNISTLAB_READ_ONLY"] = "1"
+    if args.store:
+        env["MNISTLAB_STORE"] = str(Path(args.store).expanduser().resolve())
+    from mnistlab.runs.store import RunStore
+
+    where = RunStore(env.get("MNISTLAB_STORE") or None).root
+    shown = "localhost" if address in ("127.0.0.1", "localhost") else address
+    scope = ("this machine only (127.0.0.1); --address 0.0.0.0 opens it to the network"
+             if address in ("127.0.0.1", "localhost") else "every machine that can reach this address")
+    if not args.read_only and address not in ("127.0.0.1", "localhost"):
+        scope += ", and anyone there can train and delete runs (add --read-only to switch that off)"
+    text = (f"mnistlab dashboard on http://{shown}:{args.port} for {scope}\n"
+            f"  store: {where}{'  (read-only)' if args.read_only else ''}\n  stop it with Ctrl+C")
+    return command, env, text
+
+
+def cmd_serve(args) -> int:
+    import subprocess
+
+    command, env, text = serve_command(args)
+    print(text, flush=True)
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- sweeps and recipes ----------------------------------------------------------------------
+def _sweep_parsers(sub, common) -> None:
+    """``sweep`` (a grid of configurations; any field takes a comma list) and ``recipes``."""
+    from mnistlab.sweeps import MAX_RUNS
+
+    sweep = sub.add_parser("sweep", help="train a grid of configurations (only the missing ones), locally with "
+                           "--jobs N or on a Dask cluster with --scheduler")
+    sweep.add_argument("preset", nargs="?", choices=["recipes"],
+                       help="a built-in sweep: recipes (the eight published recipe configurations; field options "
+                            "override them)")
+    for name, field in FIELDS.items():
+        field = arch_field() if name == "arch" else field
+        sweep.add_argument(_flag(name), dest=name, default=None, metavar=_metavar(field) + ",...",
+                           help=_field_help(field) + "; a comma-separated list sweeps over the values")
+    sweep.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds 0..N-1 (instead of --seed)")
+    sweep.add_argument("--data", default=None,
+                       help="auto, sample or a path to an MNIST .npz (default: $MNISTLAB_DATA or auto)")
+    sweep.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="training processes at once on this machine (MNISTLAB_MAX_TRAININGS still caps them)")
+    sweep.add_argument("--threads-per-job", type=int, default=None, metavar="K",
+                       help="TensorFlow threads of each process (default: cores / jobs)")
+    sweep.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                       help="run on this Dask scheduler's workers instead of locally")
+    sweep.add_argument("--name", default=None, help="the sweep's name (default: sweep- and a hash of the grid)")
+    sweep.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                       help=f"refuse sweeps of more runs than this (default: {MAX_RUNS})")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+    common(sweep)
+    recipes = sub.add_parser("recipes", help="the published recipes' test accuracy beside the stored runs of them")
+    recipes.add_argument("--data", default=None,
+                         help="auto, sample or a path to an MNIST .npz (default: $MNISTLAB_DATA or auto)")
+    recipes.add_argument("--train", action="store_true", help="train the missing ones first (about 40 minutes "
+                         "per seed on 2 cores, full MNIST)")
+    recipes.add_argument("--seeds", type=int, default=1, metavar="N", help="with --train: seeds 0..N-1 (default 1)")
+    recipes.add_argument("--jobs", type=int, default=1, metavar="N", help="with --train: processes at once")
+    recipes.add_argument("--threads-per-job", type=int, default=None, metavar="K",
+                         help="with --train: TensorFlow threads of each process (default: cores / jobs)")
+    common(recipes)
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be an integer >= 1, got {value}")
+
+
+def _run_sweep(store, sweep, args, log) -> tuple[Any, list, bool]:
+    """Plan ``sweep``, print the plan, train what is missing; returns (plan, outcomes, stopped)."""
+    from mnistlab import sweeps_exec
+
+    plan = sweeps_exec.plan_sweep(store, sweep, jobs=args.jobs)
+    where = f"on the Dask cluster at {args.scheduler}" if args.scheduler else (
+        f"with {args.jobs} process(es) × {args.threads_per_job or sweeps_exec.default_threads(args.jobs)} thread(s)")
+    print(f"sweep {sweep.name}: {plan.summary()}", file=log, flush=True)
+    if plan.repeated:
+        print(f"  {plan.repeated} configuration(s) are the same training as another one: counted once", file=log)
+    for note in plan.notes:
+        print(f"  note: {note}", file=log)
+    if getattr(args, "dry_run", False) or not plan.to_train:
+        return plan, [], False
+    print(f"training {len(plan.to_train)} run(s) {where}; Ctrl-C stops cleanly", file=log, flush=True)
+    total, count = len(plan.to_train), [0]
+
+    def on_result(outcome) -> None:
+        count[0] += 1
+        print(outcome.line(count[0], total), file=log, flush=True)
+
+    try:
+        if args.scheduler:
+            outcomes = sweeps_exec.run_dask(store, plan, args.scheduler, threads_per_job=args.threads_per_job or 1,
+                                            on_result=on_result)
+        else:
+            outcomes = sweeps_exec.run_local(store, plan, jobs=args.jobs, threads_per_job=args.threads_per_job,
+                                             on_result=on_result)
+    except KeyboardInterrupt:
+        print(f"stopped: {count[0]} of {total} ended; the rest were cancelled. Run the same command again to train "
+              "only what is missing.", file=log, flush=True)
+        return plan, [], True
+    return plan, outcomes, False
+
+
+def _sweep_table(store, plan, outcomes) -> list[dict]:
+    ended = {o.run_id: o for o in outcomes}
+    rows = []
+    for planned in plan.runs:
+        outcome = ended.get(planned.run_id)
+        run = store.lookup(planned.run_id) if store.exists(planned.run_id) else None
+        state = outcome.state if outcome is not None else ("stored" if planned.stored else "not trained")
+        rows.append({"run_id": planned.run_id, "label": planned.config.label(), "state": state,
+                     "test_accuracy": run.metrics["test_accuracy"] if run is not None else None,
+                     "seconds": run.metrics["timings"]["fit_seconds"] if run is not None else None,
+                     "message": outcome.message if outcome is not None and not outcome.stored else ""})
+    return rows
+
+
+def cmd_sweep(args) -> int:
+    from mnistlab import sweeps
+
+    _positive("--jobs", args.jobs)
+    _positive("--threads-per-job", args.threads_per_job)
+    if args.jobs > 1 and args.scheduler:
+        raise UsageError("--jobs is for local sweeps; with --scheduler the cluster's workers train in parallel")
+    data = args.data or default_source()
+    grid = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    if args.preset == "recipes":
+        sweep = sweeps.recipes_sweep(seeds=args.seeds or 1, data=data, name=args.name or sweeps.RECIPES_NAME, **grid)
+    else:
+        sweep = sweeps.make_sweep(grid, seeds=args.seeds, data=data, name=args.name, max_runs=args.max_runs)
+    store = _store(args)
+    log = sys.stderr if args.json else sys.stdout
+    plan, outcomes, stopped = _run_sweep(store, sweep, args, log)
+    rows = _sweep_table(store, plan, outcomes)
+    failed = [o for o in outcomes if o.state in ("failed", "cancelled")]
+    if args.json:
+        print(json.dumps({"sweep": sweep.as_dict(), "plan": plan.as_dict(), "dry_run": args.dry_run,
+                          "stopped": stopped, "results": [o.as_dict() for o in outcomes], "runs": rows}))
+    elif not args.dry_run:
+        print()
+        for row in rows:
+            figure = f"{row['test_accuracy']:.4f}" if row["test_accuracy"] is not None else "-"
+            took = f"{row['seconds']:.1f}s" if row["seconds"] is not None else "-"
+            print(f"{row['run_id']}  {row['state']:11} {figure:>7} {took:>8}  {row['label']}  {row['message']}".rstrip())
+        print(f"{sum(r['test_accuracy'] is not None for r in rows)} of {len(rows)} run(s) stored"
+              + (f"; {len(failed)} failed or cancelled" if failed else ""))
+    else:
+        for planned in plan.runs:
+            print(f"{planned.run_id}  {'stored' if planned.stored else 'to train':8}  {planned.config.label()}")
+    return 130 if stopped else (1 if failed else 0)
+
+
+def cmd_recipes(args) -> int:
+    from mnistlab import sweeps, sweeps_exec
+
+    _positive("--jobs", args.jobs)
+    _positive("--threads-per-job", args.threads_per_job)
+    data = args.data or default_source()
+    store = _store(args)
+    log = sys.stderr if args.json else sys.stdout
+    stopped = False
+    if args.train:
+        args.scheduler, args.dry_run = None, False
+        _, _, stopped = _run_sweep(store, sweeps.recipes_sweep(seeds=args.seeds, data=data), args, log)
+    report = sweeps_exec.recipes_report(store, data)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"Published test accuracy (%) beside the stored runs on {report['data']} (mean ± std over seeds):")
+        for row in report["rows"]:
+            print("  " + sweeps.recipe_line(row))
+        if report["note"]:
+            print(report["note"])
+        if report["missing"] and not args.train:
+            print(f"{len(report['missing'])} recipe(s) have no stored run: train them with "
+                  f"{PROG} recipes --train (or {PROG} sweep recipes --jobs 2)")
+    return 130 if stopped else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "archs": cmd_archs,
                     "report": cmd_report, "export": cmd_export, "import": cmd_import, "delete": cmd_delete,
-                    "doctor": cmd_doctor}
+                    "doctor": cmd_doctor, "serve": cmd_serve, "sweep": cmd_sweep, "recipes": cmd_recipes}
         return commands[args.command](args)
     except (UsageError, ValueError) as exc:  # incl. ConfigError, LimitError, DataError, BundleError
         return _fail(exc, 2)

@@ -90,7 +90,10 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
     the references it lacks. A reference matches by id, or by the run its configuration
     trains to here (another data source gives another id)."""
     here = store()
-    aliases = here.list_runs().aliases()  # ids from before a store migration still open their runs
+    try:
+        aliases = here.list_runs().aliases()  # ids from before a store migration still open their runs
+    except MnistlabError:  # a store that cannot be read is named by common.runs()
+        aliases = {}
     resolved, missing = [], []
     for ref in refs:
         local = ref.run_id if ref.run_id in known else aliases.get(ref.run_id)
@@ -118,6 +121,17 @@ def missing_runs_box(missing: list, key: str) -> None:
             named = md(ref.config.label()) if ref.config else "(no configuration in the link)"
             st.markdown(f"- {code(ref.run_id)} {named}")
         trainable = [ref.config.replace(data=default_source()) for ref in missing if ref.config is not None]
+        other_data = []  # the same configuration gives another id here: the link's runs used other data
+        for ref, config in zip([r for r in missing if r.config is not None], trainable):
+            try:
+                if store().resolve(config).run_id != ref.run_id:
+                    other_data.append(ref)
+            except (MnistlabError, ValueError):
+                other_data.append(ref)
+        if other_data and not settings().read_only:
+            st.caption(f":material/warning: {len(other_data)} of them were trained on other data than this "
+                       f"machine's ({md(source_info().title)}): trained here, they use this data, so their "
+                       "numbers will differ from the link's.")
         if settings().read_only:
             st.caption("This instance is read-only, so they cannot be trained here.")
         elif trainable and st.button(f"Train the {len(trainable)} missing run(s)", key=f"{key}_train_missing",
@@ -228,8 +242,16 @@ def sidebar() -> None:
         icon = ":material/check_circle:" if info.kind in ("file", "keras") else ":material/info:"
         st.markdown(f"{icon} **Data:** {md(info.title)}")
         st.caption(md(info.reason, limit=1000))
+        if info.kind == "sample":
+            st.caption("For the full MNIST (60,000 + 10,000 images), start the app with "
+                       "`MNISTLAB_MNIST=/path/to/mnist.npz`.")
         active = active_count()
         busy = f":material/pending: **{active} run(s) in progress** — see Train  \n" if active else ""
         if settings().read_only:
             busy += ":material/visibility: Read-only: browse, compare, inspect and explore filters.  \n"
-        st.caption(f"{busy}Store: {code(store().root)}")  # one element, always: no stale leftovers
+        root = store().root
+        if root.exists() and not root.is_dir():  # one element either way: no stale leftovers
+            st.error(f"The run store {code(root)} is a file, not a folder, so no runs can be read or stored. "
+                     "Point `MNISTLAB_STORE` at a folder and restart.", icon=":material/error:")
+        else:
+            st.caption(f"{busy}Store: {code(root)}")

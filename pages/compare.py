@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from mnistlab.views import charts, share
+from mnistlab.views.text import code, md
 from pages import common
 
 st.title("Compare")
@@ -32,6 +33,10 @@ if link is not None:
     st.session_state.update(compare_mode=view.mode, compare_x=view.x, compare_metric=view.metric,
                             compare_smoothing=view.smoothing)
 
+deleted = st.session_state.pop("compare_deleted", None)  # said once, after the rerun that removed them
+if deleted:
+    st.success(f"Deleted {len(deleted)} run(s): {md('; '.join(deleted), limit=600)}. To undo, import the bundle "
+               "you kept (Import runs from a bundle, at the bottom of this page).", icon=":material/delete:")
 common.missing_runs_box(st.session_state.get("compare_missing", []), "compare")
 if not all_runs:
     common.empty_state("compare")
@@ -150,13 +155,21 @@ b5.download_button("Run bundle (.zip)", bundle_zip, file_name="mnistlab-runs.zip
                    icon=":material/folder_zip:", key="compare_bundle", width="stretch",
                    help="The selected runs with their models, to import on another machine.")
 
-if not store.settings.read_only:
-    with st.popover("Delete the selected runs", icon=":material/delete:"):
-        st.markdown(f"Delete **{len(selected)} run(s)** from the store? This cannot be undone; export a bundle "
-                    "first to keep them.")
-        if st.button("Delete them", key="compare_delete", type="primary"):
+if not store.settings.read_only:  # destructive: named as such, asks once, offers the way back first
+    with st.popover(f"Delete {len(selected)} run(s)…", icon=":material/delete_forever:"):
+        st.markdown(f":red[**Delete {len(selected)} run(s) from the store?**] Their folders (history, metrics, "
+                    "predictions, weights) are removed for good:")
+        st.markdown("\n".join(f"- {md(r.label)} {code(r.run_id)}" for r in selected[:8])
+                    + (f"\n- … and {len(selected) - 8} more" if len(selected) > 8 else ""))
+        st.download_button("First, keep a copy (run bundle)", bundle_zip, file_name="mnistlab-deleted-runs.zip",
+                           mime="application/zip", icon=":material/folder_zip:", key="compare_delete_bundle",
+                           help="To undo the delete later, import this bundle (Import runs below, or "
+                                "`mnistlab import FILE`).")
+        if st.button(f":red[Delete {len(selected)} run(s) permanently]", key="compare_delete",
+                     icon=":material/delete_forever:"):
             for run in selected:
                 store.delete(run.run_id)
+            st.session_state["compare_deleted"] = [f"{r.label} ({r.run_id})" for r in selected]
             st.session_state.pop("compare_selected", None)
             st.rerun()
 

@@ -7,13 +7,16 @@ import pandas as pd
 import streamlit as st
 
 from mnistlab.analysis.filters import (
+    MAX_KERNEL_VALUE,
     PRESETS,
     contributions,
     convolve,
     feature_maps,
+    output_bounds,
     pad_kernel,
     preset,
     relu,
+    tidy,
     validate_kernel,
 )
 from mnistlab.errors import BrokenRun
@@ -63,13 +66,16 @@ else:
 image = x_test[index] / 255.0
 
 # -- the kernel -------------------------------------------------------------------------
-k1, k2, k3, k4 = st.columns([1, 1.6, 1, 1])
+k1, k2, k3, k4, k5 = st.columns([0.9, 1.5, 1, 0.8, 1.1])
 size = k1.radio("Kernel size", [3, 5], horizontal=True, key="filters_size", format_func=lambda k: f"{k}×{k}")
 preset_name = k2.selectbox("Preset", list(PRESETS), key="filters_preset",
                            help="Classic image filters and the two hand-made filters of the CNN chapter.")
 padding = k3.radio("Padding", ["valid", "same"], horizontal=True, key="filters_padding",
                    help="valid: no padding, the output shrinks; same: zeros around, the output keeps its size.")
 use_relu = k4.toggle("ReLU", key="filters_relu", help="Keep only positive outputs, as a Conv2D with relu does.")
+scale = k5.radio("Output colours", ["fixed", "auto"], horizontal=True, key="filters_scale",
+                 help="fixed: from the least to the most this kernel can give on any digit (pixels 0–1), so "
+                      "digits compare; auto: stretched to this output's own range, so faint detail shows.")
 
 override = st.session_state.get(OVERRIDE)
 if override is not None and override["size"] == size:
@@ -87,10 +93,15 @@ if override is not None and st.button("Back to the presets", key="filters_clear"
 try:
     kernel = validate_kernel(editor.to_numpy(dtype=float))
 except ValueError as exc:
-    st.error(f"{md(exc)}. Fill every cell of the kernel with a number.", icon=":material/error:")
+    hint = (f"Use numbers between -{MAX_KERNEL_VALUE:,.0f} and {MAX_KERNEL_VALUE:,.0f}" if "between" in str(exc)
+            else "Fill every cell of the kernel with a number")
+    st.error(f"{md(exc)}. {hint}; the charts show again once every value is.", icon=":material/error:")
     st.stop()
 
 edited = override is not None or not np.array_equal(kernel, preset(preset_name, size))
+if edited and not np.array_equal(kernel, np.asarray(start, dtype=float)):
+    st.caption(f"Edited from {md(source)}, so it is now a custom kernel.")
+    source = "custom"  # an edited preset is no longer that preset
 common.write_link("filters", share.FiltersView(index=index, preset=preset_name,
                                                kernel=tuple(kernel.ravel()) if edited else None,
                                                padding=padding, relu=use_relu).to_params())
@@ -103,20 +114,32 @@ shown = relu(output) if use_relu else output
 a, b, c = st.columns([1, 0.7, 1])
 a.plotly_chart(charts.matrix_heatmap(image, f"input: test digit #{index} ({y_test[index]})", colorscale="gray_r"),
                key="filters_input")
-b.plotly_chart(charts.matrix_heatmap(kernel, f"kernel ({source})", colorscale="RdBu", zmid=0, show_values=True,
-                                     height=260), key="filters_kernel")
-c.plotly_chart(charts.matrix_heatmap(shown, f"output {shown.shape[0]}×{shown.shape[1]}"
-                                     + (" after ReLU" if use_relu else ""), colorscale="RdBu" if not use_relu
-                                     else "gray_r", zmid=0 if not use_relu else None), key="filters_output")
-st.caption(f"Output values from {shown.min():.3f} to {shown.max():.3f} (mean {shown.mean():.3f}); "
-           "inputs are pixels scaled to 0–1, as in training. Hover for values.")
+b.plotly_chart(charts.matrix_heatmap(tidy(kernel), f"kernel ({source})", colorscale="RdBu", zmid=0,
+                                     show_values=True, height=260), key="filters_kernel")
+if scale == "fixed":
+    low, high = output_bounds(kernel, activation=use_relu)
+    bound = max(abs(low), abs(high), 1e-9)
+    zmin, zmax = (0.0, max(high, 1e-9)) if use_relu else (-bound, bound)
+    scale_words = (f"fixed scale from {tidy(zmin, 3):.3f} to {tidy(zmax, 3):.3f}: the least and the most this kernel "
+                   "can give on any digit")
+else:
+    zmin = zmax = None
+    scale_words = "auto scale: stretched to this output's own range"
+c.plotly_chart(charts.matrix_heatmap(tidy(shown, 4), f"output {shown.shape[0]}×{shown.shape[1]}"
+                                     + (" after ReLU" if use_relu else ""), fmt=".3f",
+                                     colorscale="RdBu" if not use_relu else "gray_r",
+                                     zmid=0 if not use_relu and zmin is None else None, zmin=zmin, zmax=zmax,
+                                     showscale=True), key="filters_output")
+colours = "white is 0, blue above, red below" if not use_relu else "white is 0, darker is more"
+st.caption(f"Output values from {tidy(shown.min()):.3f} to {tidy(shown.max()):.3f} (mean {tidy(shown.mean()):.3f}); "
+           f"colours: {scale_words} ({colours}). Inputs are pixels scaled to 0–1, as in training. Hover for values.")
 
 with st.expander("How one output pixel is made", expanded=False):
     p1, p2 = st.columns(2)
     row = int(p1.number_input("Output row", 0, shown.shape[0] - 1, shown.shape[0] // 2, key="filters_row"))
     col = int(p2.number_input("Output column", 0, shown.shape[1] - 1, shown.shape[1] // 2, key="filters_col"))
     parts = contributions(image, kernel, row, col, padding=padding)
-    fmt = lambda m: pd.DataFrame(m).style.format("{:.3f}")  # noqa: E731
+    fmt = lambda m: pd.DataFrame(tidy(m)).style.format("{:.3f}")  # noqa: E731  (no "-0.000")
     q1, q2, q3 = st.columns(3)
     q1.markdown("**Input patch**")
     q1.dataframe(fmt(parts["patch"]), hide_index=True)
@@ -125,8 +148,8 @@ with st.expander("How one output pixel is made", expanded=False):
     q3.markdown("**= products**")
     q3.dataframe(fmt(parts["products"]), hide_index=True)
     value = parts["value"]
-    st.markdown(f"Sum of the {kernel.size} products: **{value:.4f}**"
-                + (f" → after ReLU **{max(value, 0.0):.4f}**" if use_relu else ""))
+    st.markdown(f"Sum of the {kernel.size} products: **{tidy(value, 4):.4f}**"
+                + (f" → after ReLU **{tidy(max(value, 0.0), 4):.4f}**" if use_relu else ""))
 
 # -- what a CNN learned -------------------------------------------------------------------
 st.divider()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mnistlab.analysis import evaluation
+from mnistlab.analysis import calibration, evaluation, statistics
+from mnistlab.analysis import epochs as per_epoch
 from mnistlab.datasets.tasks import get_task
 from mnistlab.errors import BrokenRun
 from mnistlab.views import charts, share
@@ -79,10 +80,33 @@ def gallery(frame, caption) -> None:
         st.caption(f"Showing {GALLERY_SIZE} of {len(frame)}.")
 
 
+# -- every epoch of the run: the slider (runs stored before epochs.npz have none) --------------
+try:
+    has_epochs = run.epochs() is not None
+except BrokenRun as exc:
+    st.warning(f"This run's per-epoch answers cannot be read ({md(exc.reason, limit=500)}); showing the kept "
+               "model only.", icon=":material/warning:")
+    has_epochs = False
+epoch = run.kept_epoch
+if has_epochs and run.metrics["epochs_run"] > 1:
+    if st.session_state.get("inspect_epoch_run") != run.run_id:  # another run: start at its kept epoch
+        st.session_state["inspect_epoch_run"] = run.run_id
+        st.session_state["inspect_epoch"] = run.kept_epoch
+    epoch = st.slider("Epoch", 1, run.metrics["epochs_run"], key="inspect_epoch",
+                      help="The matrix, the scores and the mistakes of the model at the end of this epoch. "
+                           "The run keeps the weights of the starred epoch.")
+    st.caption(f"Epoch {epoch} of {run.metrics['epochs_run']}"
+               + (" — the kept model" if epoch == run.kept_epoch else f" (the run keeps epoch {run.kept_epoch})"))
+elif not has_epochs:
+    st.caption("This run was stored before mnistlab kept the test answers of every epoch, so only its kept model "
+               "is shown (train it again for the epoch slider).")
+at_kept = epoch == run.kept_epoch
+
 left, right = st.columns([1, 1], gap="large")
 with left:
     normalized = st.toggle("Row-normalised (recall per class)", key="inspect_normalized")
-    matrix = evaluation.confusion_matrix(run, normalize=normalized)
+    matrix = evaluation.confusion_matrix(run, normalize=normalized) if at_kept else \
+        per_epoch.confusion_matrix(run, epoch, normalize=normalized)
     event = st.plotly_chart(charts.confusion_heatmap(matrix, normalized, title="Confusion matrix", selectable=True),
                             on_select="rerun", selection_mode="points", key="inspect_matrix")
     points = event.selection.points if event else []
@@ -93,7 +117,8 @@ with left:
         st.session_state["inspect_last_cell"] = cells[0]
         st.session_state["inspect_true"], st.session_state["inspect_pred"] = cells[0]
     st.markdown("**Per-class precision, recall and F1**")
-    st.dataframe(evaluation.per_class_report(run), width="stretch",
+    st.dataframe(evaluation.per_class_report(run) if at_kept else per_epoch.per_class_report(run, epoch),
+                 width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
 
 with right:
@@ -107,16 +132,61 @@ with right:
     predicted_choice = f2.selectbox("Predicted class", [ANY] + classes, key="inspect_pred", format_func=name)
     true_class = None if true_choice == ANY else true_choice
     predicted_class = None if predicted_choice == ANY else predicted_choice
-    wrong = evaluation.misclassified(run, true_class=true_class, predicted_class=predicted_class)
+    wrong = evaluation.misclassified(run, true_class=true_class, predicted_class=predicted_class) if at_kept else \
+        per_epoch.misclassified(run, epoch, true_class=true_class, predicted_class=predicted_class)
     if true_class is not None and true_class == predicted_class:
         st.caption("That cell is the diagonal: those digits are right, not mistakes.")
     st.caption(f"{len(wrong)} mistakes match.")
     gallery(wrong, lambda r: f"#{r.index} {task.class_names[r.true]}→{task.class_names[r.predicted]} "
                              f"{r.confidence:.0%}")
 
+if has_epochs and run.metrics["epochs_run"] > 1:
+    with st.expander("Through the epochs: per-digit accuracy, digits learned late and forgotten", expanded=False):
+        st.plotly_chart(charts.epoch_accuracy_curves(per_epoch.accuracy_curves(run), run.kept_epoch, epoch),
+                        key="inspect_epoch_curves")
+        learned, forgotten = per_epoch.learned_and_forgotten(run, epoch)
+        late = learned[learned["learned_at"] > 1]
+        g1, g2 = st.columns(2, gap="large")
+        with g1:
+            st.markdown(f"**Learned late: {len(late)}** — right at epoch {epoch} only from a later epoch on "
+                        "(latest first)")
+            gallery(late.rename(columns={"true": "t"}), lambda r: f"#{r.index} {task.class_names[r.t]} "
+                                                                  f"from epoch {r.learned_at}")
+        with g2:
+            st.markdown(f"**Forgotten: {len(forgotten)}** — right at an earlier epoch, wrong at epoch {epoch}")
+            gallery(forgotten.rename(columns={"true": "t"}), lambda r: f"#{r.index} {task.class_names[r.t]} "
+                                                                       f"last right {r.last_right}")
+
+with st.expander("How much to trust its confidence: calibration", expanded=False):
+    y_true, y_pred, probabilities = evaluation.predicted(run)
+    confidence = probabilities[range(len(y_pred)), y_pred]
+    correct = y_pred == y_true
+    k1, k2 = st.columns(2, gap="large")
+    ece = calibration.expected_calibration_error(confidence, correct)
+    k1.plotly_chart(charts.reliability_diagram(calibration.reliability(confidence, correct), ece,
+                                               title="Reliability diagram"), key="inspect_reliability")
+    k2.plotly_chart(charts.confidence_histogram(calibration.confidence_histogram(confidence, correct),
+                                                title="Confidence of right and wrong answers"),
+                    key="inspect_confidence")
+    st.caption(f"Expected calibration error {ece:.4f}: on average the stated confidence is "
+               f"{ece:.1%} away from the accuracy actually reached at that confidence (0 is perfect). "
+               "Bars under the diagonal: over-confident.")
+
 if second is not None:
     st.divider()
     st.subheader(f"{md(run.label)}  vs  {md(second.label)}")
+    y_a, pred_a, _ = evaluation.predicted(run)
+    _, pred_b, _ = evaluation.predicted(second)
+    test = statistics.mcnemar(pred_a == y_a, pred_b == y_a)
+    interval = statistics.bootstrap_difference(pred_a == y_a, pred_b == y_a)
+    s1, s2, s3, s4 = st.columns(4)
+    s1.metric("Only the first right", f"{test.only_a:,}")
+    s2.metric("Only the second right", f"{test.only_b:,}")
+    s3.metric("McNemar exact p", f"{test.p_value:.3g}")
+    s4.metric("Accuracy difference (95 %)", f"{interval.difference * 100:+.2f} pts",
+              f"{interval.low * 100:+.2f} to {interval.high * 100:+.2f}", delta_color="off")
+    st.info(md(statistics.explain(test, interval, "the first run", "the second run"), limit=2000),
+            icon=":material/balance:")
     d1, d2 = st.columns([1, 1], gap="large")
     with d1:
         diff = evaluation.confusion_difference(run, second)

@@ -46,7 +46,8 @@ def test_export_then_import_round_trips_into_an_empty_store(exported, tmp_path):
     assert target.load(ids[1]).build_model().count_params() == 217_194
     with zipfile.ZipFile(io.BytesIO(payload)) as archive:  # weights as plain arrays, no model files
         assert {name.split("/")[-1] for name in archive.namelist()} == {
-            "mnistlab-bundle.json", "config.json", "history.json", "metrics.json", "predictions.npz", "weights.npz"}
+            "mnistlab-bundle.json", "config.json", "history.json", "metrics.json", "predictions.npz", "weights.npz",
+            "epochs.npz"}
     assert import_bundle(target, payload) == ([], ids)  # a second import changes nothing
 
 

@@ -174,3 +174,75 @@ def test_usage_errors_exit_2_and_failures_exit_1_with_one_line(monkeypatch, caps
     assert cli_module.main(["archs"]) == status
     err = capsys.readouterr().err
     assert err.startswith("mnistlab: error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- the first hour: what a new user meets ----------------------------------------------------
+def test_training_keeps_tensorflows_start_up_chatter_from_the_user(tmp_path):
+    result = cli("train", "--data", "sample", "--arch", "mlp", "--epochs", "1", "--train-size", "300",
+                 "--validation", "fraction", store=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for chatter in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "retracing", "I0000"):
+        assert chatter not in result.stdout + result.stderr
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("mlp · digits · sgd · ") and "lr 0.01 (default)" in header
+    shown = cli("show", result.stdout.split("run ")[-1].split()[0], store=tmp_path).stdout
+    assert "None" not in shown
+    assert "learning_rate    0.01 (sgd's default)" in shown and "patience         none (no early stopping)" in shown
+
+
+def test_a_file_that_is_not_an_npz_says_what_an_mnist_file_holds(tmp_path):
+    not_npz = tmp_path / "hostname"
+    not_npz.write_text("my-machine\n")
+    result = cli("train", "--data", str(not_npz), store=tmp_path / "store")
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.endswith("not an MNIST .npz file (expected x_train, y_train, x_test, y_test; it is not an .npz "
+                         "(zip) archive)")
+    assert "allow_pickle" not in line and "BadZipFile" not in line
+
+
+def test_a_training_set_smaller_than_one_batch_is_refused_with_the_reason(tmp_path):
+    result = cli("train", "--data", "sample", "--arch", "mlp", "--train-size", "20", "--batch-size", "64",
+                 "--validation", "fraction", store=tmp_path)
+    assert result.returncode == 2
+    assert one_error_line(result) == ("mnistlab: error: the training set (15 images) is smaller than one batch "
+                                      "(64): lower the batch size to at most 15, or train on more images")
+
+
+def test_without_internet_the_data_note_is_calm_and_says_how_to_get_full_mnist(tmp_path, monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+
+    from mnistlab.datasets import mnist
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(mnist, "_download_failure", None)
+    monkeypatch.setenv("MNISTLAB_OFFLINE", "0")
+    monkeypatch.setenv("MNISTLAB_DATA", "auto")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    reason = mnist.resolve_source("auto").reason
+    assert "no internet connection, so Keras' copy could not be downloaded" in reason
+    assert "URLError" not in reason and "Errno" not in reason
+    # refused after the note (a batch larger than the training set): nothing trains
+    status = cli_module.main(["train", "--arch", "mlp", "--train-size", "20", "--batch-size", "64", "--validation",
+                              "fraction", "--store", str(tmp_path / "store")])
+    assert status == 2
+    err = capsys.readouterr().err
+    note = next(line for line in err.splitlines() if line.startswith("note: "))
+    assert "no internet connection" in note and "shipped sample is used" in note
+    assert "MNISTLAB_MNIST=/path/to/mnist.npz" in note and "--data" in note
+
+
+@pytest.mark.parametrize("command", ["runs", "show", "report", "export", "import", "delete", "doctor", "archs",
+                                     "train"])
+def test_every_command_that_prints_a_table_takes_json(command):
+    assert "--json" in cli(command, "--help").stdout
+
+
+def test_serve_help_names_its_options_and_defaults():
+    text = " ".join(cli("serve", "--help").stdout.split())
+    assert "--port PORT port to listen on (default: 8501)" in text
+    assert "default: 127.0.0.1, this machine only" in text and "--read-only" in text

@@ -22,10 +22,10 @@ def test_a_run_is_stored_as_one_folder_of_plain_files_each_carrying_its_id(store
     run = obtained.run
     folder = store.root / run.run_id
     assert {p.name for p in folder.iterdir()} == {"config.json", "history.json", "metrics.json", "predictions.npz",
-                                                  "weights.npz"}
+                                                  "weights.npz", "epochs.npz"}
     for name in records.JSON_FILES:
         assert json.loads((folder / name).read_text())["run_id"] == run.run_id
-    for name in records.ARRAY_FILES:
+    for name in records.ARRAY_FILES + records.OPTIONAL_FILES:
         with np.load(folder / name, allow_pickle=False) as npz:
             assert str(npz["run_id"]) == run.run_id
     metrics = json.loads((folder / "metrics.json").read_text())

@@ -13,6 +13,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 MAX_KERNEL_SIZE = 7
+#: The largest kernel value (in magnitude) the playground takes: far beyond any useful filter, and
+#: far from where sums of products overflow to infinity.
+MAX_KERNEL_VALUE = 1000.0
 PADDINGS = ("valid", "same")
 
 PRESETS: dict[str, tuple[np.ndarray, str]] = {
@@ -47,6 +50,11 @@ def validate_kernel(kernel) -> np.ndarray:
         raise ValueError(f"kernel size must be odd and at most {MAX_KERNEL_SIZE} (1, 3, 5 or 7), got {size}x{size}")
     if not np.all(np.isfinite(array)):
         raise ValueError("kernel values must be finite numbers, got NaN or infinity")
+    too_big = np.argwhere(np.abs(array) > MAX_KERNEL_VALUE)
+    if len(too_big):
+        row, col = (int(i) for i in too_big[0])
+        raise ValueError(f"kernel values must be between -{MAX_KERNEL_VALUE:,.0f} and {MAX_KERNEL_VALUE:,.0f}, got "
+                         f"{array[row, col]:.4g} in row {row}, column {col}")
     return array
 
 
@@ -142,3 +150,17 @@ def feature_maps(image, kernels: np.ndarray, biases: np.ndarray, activation: boo
     scaled = _validate_image(image) / 255.0
     maps = np.stack([convolve(scaled, kernels[:, :, 0, f]) + biases[f] for f in range(kernels.shape[3])])
     return relu(maps) if activation else maps
+
+
+def output_bounds(kernel, activation: bool = False) -> tuple[float, float]:
+    """The least and the most this kernel can output on pixels in [0, 1] (its negative and its positive
+    weights summed): a fixed colour scale that does not change with the digit. With ``activation``
+    (ReLU) the least is 0."""
+    kernel = validate_kernel(kernel)
+    lo, hi = float(kernel[kernel < 0].sum()), float(kernel[kernel > 0].sum())
+    return (0.0 if activation else lo), hi
+
+
+def tidy(values, decimals: int = 3) -> np.ndarray:
+    """Values rounded for display, with no negative zero (``-0.0001`` shows as ``0.000``, not ``-0.000``)."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0

@@ -77,6 +77,9 @@ class TrainResult:
     versions: dict[str, str]
     split: dict[str, Any]
     message: str = ""
+    #: The test-set answers after every epoch, compact: (classes uint8, confidence float16), each of
+    #: shape (epochs run, test images); row e is the model at the end of epoch e + 1 (see EpochAnswers).
+    epochs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def split_data(config: "RunConfig", dataset: Dataset) -> Split:
@@ -164,6 +167,41 @@ def versions() -> dict[str, str]:
     }
 
 
+def EpochAnswers(task, test_inputs, skip: Callable[[], bool]):
+    """A Keras callback that predicts the test set at every epoch's end and keeps the compact answers.
+
+    For each test image: the predicted class (uint8) and its probability (float16), 3 bytes per
+    image and epoch. Prediction runs in batches of ``EVAL_BATCH_SIZE`` on the weights of that
+    epoch's end, so with early stopping the kept epoch's row is the run's final predictions.
+    """
+    import keras
+
+    class _EpochAnswers(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.classes: list[np.ndarray] = []
+            self.confidence: list[np.ndarray] = []
+            self.seconds: list[float] = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            if skip():
+                return
+            started = time.perf_counter()
+            output = self.model.predict(test_inputs, verbose=0)
+            labels = task.predicted_labels(output)
+            probabilities = task.class_probabilities(output)
+            self.classes.append(labels.astype(np.uint8))
+            self.confidence.append(probabilities[np.arange(len(labels)), labels].astype(np.float16))
+            self.seconds.append(time.perf_counter() - started)
+
+        def arrays(self, epochs_run: int) -> tuple[np.ndarray, np.ndarray] | None:
+            if len(self.classes) != epochs_run:
+                return None
+            return np.stack(self.classes), np.stack(self.confidence)
+
+    return _EpochAnswers()
+
+
 def _finite(value: Any) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
@@ -233,7 +271,9 @@ def train(
             if on_epoch is not None:
                 on_epoch(record, list(history))
 
-    callbacks: list[Any] = [Observer()]
+    answers = EpochAnswers(task, batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch),
+                           skip=lambda: cancelled or bool(diverged))
+    callbacks: list[Any] = [Observer(), answers]
     stopper = None
     if config.patience is not None:
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
@@ -274,6 +314,7 @@ def train(
         test_loss=float(test_loss),
         test_accuracy=float(test_accuracy),
         probabilities=probabilities.astype(np.float32),
+        epochs=answers.arrays(len(history)),
         weights=[np.asarray(w, dtype=np.float32) for w in model.get_weights()],
         timings={
             "fit_seconds": fit_seconds,

@@ -112,6 +112,7 @@ def _check_run(staging: RunStore, run_id: str) -> None:
         if run.is_finished:
             run.predictions()
             run.weights()
+            run.epochs()
     except BrokenRun as exc:
         raise BundleError(f"run {run_id}: {exc.reason}") from None
     except KeyError:

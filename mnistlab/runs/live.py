@@ -736,6 +736,95 @@ class LiveState:
             conn, "SELECT value FROM meta WHERE key = 'data_version'"), None)
         return int(row[0]) if row else 0
 
+    # -- sweeps: which runs belong to which sweep (two tables of their own) ---------------
+    # ``sweeps(name, created_at, spec)`` and ``sweep_runs(sweep, run_id, position)``: a sweep's
+    # runs, stored ones included, in the sweep's order. Created on first use; the attempts
+    # table and its rules are untouched (an attempt's ``sweep`` column names who launched it).
+    def add_to_sweep(self, name: str, run_ids: Iterable[str], spec: dict[str, Any] | None = None) -> int:
+        """Record that ``run_ids`` belong to sweep ``name`` (in that order, after the ones it has).
+
+        ``spec``: what the sweep is (its grids), kept for people. Returns how many were added.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a sweep name must be a non-empty string, got {name!r}")
+        ids = [run_id for run_id in dict.fromkeys(run_ids)]
+        if not all(isinstance(run_id, str) and run_id for run_id in ids):
+            raise ValueError("each run id of a sweep must be a non-empty string")
+        spec_text = None if spec is None else _json(spec)
+
+        def change(conn: sqlite3.Connection) -> int:
+            for statement in _SWEEP_SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO sweeps (name, created_at, spec) VALUES (?, ?, '{}')",
+                         (name, time.time()))
+            if spec_text is not None:
+                conn.execute("UPDATE sweeps SET spec = ? WHERE name = ? AND spec != ?", (spec_text, name, spec_text))
+            start = _one(conn, "SELECT COALESCE(MAX(position), -1) + 1 FROM sweep_runs WHERE sweep = ?", (name,))[0]
+            added = 0
+            for run_id in ids:
+                added += conn.execute("INSERT OR IGNORE INTO sweep_runs (sweep, run_id, position) VALUES (?, ?, ?)",
+                                      (name, run_id, start + added)).rowcount
+            return added
+
+        return self._write(f"recording the runs of sweep {name}", change)
+
+    def _has_sweeps(self, conn: sqlite3.Connection) -> bool:
+        return _one(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sweep_runs'") is not None
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """Every sweep, newest first: ``{"name", "created_at", "runs", "spec"}``."""
+        def query(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            if not self._has_sweeps(conn):
+                return []
+            rows = _rows(conn, "SELECT s.name, s.created_at, s.spec, (SELECT COUNT(*) FROM sweep_runs r WHERE "
+                               "r.sweep = s.name) FROM sweeps s ORDER BY s.created_at DESC, s.name")
+            return [{"name": r[0], "created_at": r[1], "spec": json.loads(r[2] or "{}"), "runs": r[3]} for r in rows]
+
+        return self._read("reading the sweeps", query, [])
+
+    def sweep_run_ids(self, name: str) -> list[str]:
+        """The run ids of sweep ``name`` in its order (recorded ones, then any other attempt that names it)."""
+        def query(conn: sqlite3.Connection) -> list[str]:
+            ids = [r[0] for r in _rows(conn, "SELECT run_id FROM sweep_runs WHERE sweep = ? ORDER BY position",
+                                       (name,))] if self._has_sweeps(conn) else []
+            ids += [r[0] for r in _rows(conn, "SELECT run_id FROM attempts WHERE sweep = ? ORDER BY id", (name,))]
+            return list(dict.fromkeys(ids))
+
+        return self._read(f"reading the runs of sweep {name}", query, [])
+
+    def sweep_attempts(self, name: str) -> dict[str, Attempt]:
+        """The newest attempt of each run of sweep ``name`` (whoever launched it), by run id."""
+        run_ids = self.sweep_run_ids(name)
+        if not run_ids:
+            return {}
+
+        def query(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            rows = []
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows += _rows(conn, f"SELECT {_COLUMNS} FROM attempts WHERE id IN (SELECT MAX(id) FROM attempts "
+                                    f"WHERE run_id IN ({marks}) GROUP BY run_id)", tuple(chunk))
+            return rows
+
+        return {row["run_id"]: _attempt(row) for row in self._read(f"reading the attempts of sweep {name}", query, [])}
+
+    def forget_sweep(self, name: str) -> None:
+        """Forget which runs belong to sweep ``name`` (its runs and attempts stay)."""
+        def change(conn: sqlite3.Connection) -> None:
+            if self._has_sweeps(conn):
+                conn.execute("DELETE FROM sweep_runs WHERE sweep = ?", (name,))
+                conn.execute("DELETE FROM sweeps WHERE name = ?", (name,))
+
+        self._write(f"forgetting sweep {name}", change)
+
+
+_SWEEP_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, created_at REAL NOT NULL, spec TEXT NOT NULL DEFAULT '{}')",
+    ("CREATE TABLE IF NOT EXISTS sweep_runs (sweep TEXT NOT NULL, run_id TEXT NOT NULL, position INTEGER NOT NULL, "
+     "PRIMARY KEY (sweep, run_id))"),
+)
+
 
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:

@@ -47,7 +47,7 @@ def _old_run(folder: Path) -> dict[str, Any] | None:
             "history": json.loads((folder / "history.json").read_text(encoding="utf-8")),
             "metrics": json.loads((folder / "metrics.json").read_text(encoding="utf-8")),
         }
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -7,6 +7,8 @@ A run folder holds::
     metrics.json      {"run_id", "status", "kept_epoch", test metrics, split, timings, data, ...}
     predictions.npz   probabilities, labels, digits, run_id      (finished runs)
     weights.npz       w000, w001, ... in Keras' order, arch, run_id (finished runs)
+    epochs.npz        classes, confidence (epochs_run, n_test), run_id (optional: the
+                      test-set answers after every epoch, compact; see read_epochs)
 
 Every file carries the run id, and reading checks it, so a file copied in from another run
 is caught. The small JSON files are checked when a run is listed (:func:`read_run_files`);
@@ -44,10 +46,13 @@ SIZE_LIMITS = {
     "metrics.json": 64 * 1024,
     "predictions.npz": 8 * 1024 * 1024,
     "weights.npz": 16 * 1024 * 1024,
+    "epochs.npz": 32 * 1024 * 1024,  # 1,000 epochs of 10,000 test images at 3 bytes each
 }
 JSON_FILES = ("config.json", "history.json", "metrics.json")
 ARRAY_FILES = ("predictions.npz", "weights.npz")
-RUN_FILES = JSON_FILES + ARRAY_FILES
+#: Files a finished run may lack (runs stored before they existed stay valid).
+OPTIONAL_FILES = ("epochs.npz",)
+RUN_FILES = JSON_FILES + ARRAY_FILES + OPTIONAL_FILES
 #: What a whole run folder may hold in all (a bundle's runs are checked against it).
 MAX_RUN_BYTES = sum(SIZE_LIMITS.values())
 
@@ -192,6 +197,8 @@ def _read_json(path: Path) -> Any:
         raise RecordError(f"{path.name} is not UTF-8 text ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path.name} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise RecordError(f"{path.name} is nested too deeply to be a run file") from None
 
 
 def _reject_constant(name: str, constant: str) -> Any:
@@ -217,8 +224,8 @@ def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any
         raise RecordError(f"config.json: {exc}") from None
     try:
         canonical = json.loads(config_doc["canonical"])
-    except json.JSONDecodeError:
-        raise RecordError("config.json: its canonical form is not JSON") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise RecordError("config.json: its canonical form is not JSON (or is nested too deeply)") from None
     if not isinstance(canonical, dict):
         raise RecordError("config.json: its canonical form is not an object")
     if id_of(config_doc["canonical"]) != run_id:
@@ -242,6 +249,8 @@ def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any
         absent = [k for k in ("kept_epoch", "kept_reason", "test_loss", "test_accuracy") if metrics[k] is None]
         if absent:
             raise RecordError(f"metrics.json: a finished run needs {', '.join(absent)}")
+        if metrics["n_test"] < 1:
+            raise RecordError("metrics.json: a finished run was tested on at least one image, n_test is 0")
         if metrics["kept_epoch"] > len(history):
             raise RecordError(f"metrics.json: kept_epoch {metrics['kept_epoch']} is beyond the "
                               f"{len(history)} epochs run")
@@ -254,6 +263,8 @@ def read_run_files(folder: Path) -> RunFiles:
     docs = []
     for name in JSON_FILES:
         path = folder / name
+        if path.is_dir():
+            raise RecordError(f"{name} is a folder, not a file")
         if not path.is_file():
             raise RecordError(f"{name} is missing")
         docs.append(_read_json(path))
@@ -304,6 +315,9 @@ def check_array_headers(folder: Path, files: RunFiles) -> None:
         "weights.npz": {f"w{i:03d}": 4 * math.prod(shape)
                         for i, shape in enumerate(weight_shapes(files.config.arch, files.config.task))},
     }
+    if (folder / "epochs.npz").is_file():
+        expected["epochs.npz"] = {"classes": files.metrics["epochs_run"] * n,
+                                  "confidence": files.metrics["epochs_run"] * n * 2}
     for name, arrays in expected.items():
         sizes, run_id = _directory(folder / name)
         if run_id != files.run_id:
@@ -393,6 +407,42 @@ def read_weights(folder: Path, run_id: str, arch: str, task: str) -> list[np.nda
     return [w.astype(np.float32, copy=False) for w in weights]
 
 
+@dataclasses.dataclass(frozen=True)
+class Epochs:
+    """The test-set answers after every epoch, compact: row e is the model at the end of epoch e + 1."""
+
+    classes: np.ndarray  # (epochs_run, n_test) predicted class (task label), uint8
+    confidence: np.ndarray  # (epochs_run, n_test) probability of that class, float16 in [0, 1]
+
+
+def epochs_nbytes(epochs_run: int, n_test: int) -> int:
+    """What ``epochs.npz`` takes on disk (arrays, headers, zip directory), to stay under its limit."""
+    return 3 * epochs_run * n_test + 2048
+
+
+def read_epochs(folder: Path, run_id: str, task: str, n_test: int, epochs_run: int) -> Epochs | None:
+    """The per-epoch test answers, checked (shapes, classes of the task, finite probabilities in [0, 1]);
+    None for a run stored without them."""
+    from mnistlab.datasets.tasks import get_task
+
+    name = "epochs.npz"
+    if not (folder / name).is_file():
+        return None
+    arrays = _load_npz(folder / name, run_id)
+    if set(arrays) != {"classes", "confidence"}:
+        raise RecordError(f"{name} must hold exactly classes and confidence, got {sorted(arrays)[:4]}")
+    classes = _expect(name, "classes", arrays["classes"], (epochs_run, n_test), "u")
+    confidence = _expect(name, "confidence", arrays["confidence"], (epochs_run, n_test), "f")
+    if classes.dtype != np.uint8 or confidence.dtype != np.float16:
+        raise RecordError(f"{name}: classes must be uint8 and confidence float16, got {classes.dtype} and "
+                          f"{confidence.dtype}")
+    if classes.size and classes.max() >= get_task(task).n_classes:
+        raise RecordError(f"{name}: classes must be classes of the task {task!r} (0-{get_task(task).n_classes - 1})")
+    if not np.isfinite(confidence).all() or confidence.min(initial=0) < 0 or confidence.max(initial=0) > 1:
+        raise RecordError(f"{name}: confidence must be finite probabilities in [0, 1]")
+    return Epochs(classes, confidence)
+
+
 # -- writing --------------------------------------------------------------------------
 def json_text(value: Any) -> str:
     return json.dumps(value, indent=1, allow_nan=False)
@@ -420,3 +470,7 @@ def save_weights(path: Path, run_id: str, arch: str, weights) -> None:
     np.savez(path, arch=np.array(arch), run_id=np.array(run_id),
              **{f"w{i:03d}": np.asarray(w, np.float32) for i, w in enumerate(weights)})
 
+
+def save_epochs(path: Path, run_id: str, classes, confidence) -> None:
+    np.savez(path, classes=np.asarray(classes, np.uint8), confidence=np.asarray(confidence, np.float16),
+             run_id=np.array(run_id))

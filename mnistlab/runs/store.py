@@ -1,6 +1,7 @@
 """The run store: finished runs on disk, one folder each, written atomically.
 
-Layout under the store root (default ``cache/runs``; ``$MNISTLAB_STORE`` overrides)::
+Layout under the store root (default: ``cache/runs`` in a checkout, else ``~/.local/share/mnistlab/runs``, see
+:func:`default_root`; ``$MNISTLAB_STORE`` overrides)::
 
     store.json              {"format": 3}: the version of the layout below
     <run_id>/               one finished (or diverged) run: see mnistlab.runs.records
@@ -40,7 +41,24 @@ from mnistlab.runs.records import RUN_ID, Predictions, RecordError, RunFiles  # 
 from mnistlab.settings import Settings, load_settings
 
 ENV_STORE = "MNISTLAB_STORE"
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "cache" / "runs"
+
+
+def default_root() -> Path:
+    """Where runs live unless ``$MNISTLAB_STORE`` or ``root`` says otherwise.
+
+    In a checkout (the library next to ``streamlit_app.py`` and ``pyproject.toml``):
+    ``<checkout>/cache/runs``. Installed (``pip install .``): a per-user data folder,
+    ``$XDG_DATA_HOME/mnistlab/runs``, by default ``~/.local/share/mnistlab/runs``.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "streamlit_app.py").is_file() and (checkout / "pyproject.toml").is_file():
+        return checkout / "cache" / "runs"
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
+    return base / "mnistlab" / "runs"
+
+
+DEFAULT_ROOT = default_root()
 RUN_ID_PATTERN = RUN_ID
 STORE_FILE = "store.json"
 #: Temporary entries older than this are leftovers of a killed process, removed on start.
@@ -135,6 +153,26 @@ class Run:
             raise BrokenRun(self.run_id, str(exc)) from None
         except OSError as exc:
             raise BrokenRun(self.run_id, f"weights.npz cannot be read ({exc.strerror or exc})") from None
+
+    @functools.cached_property
+    def _epochs(self) -> records.Epochs | None:
+        self._need_finished("per-epoch answers")
+        try:
+            return records.read_epochs(self.path, self.run_id, self.config.task, self.metrics["n_test"],
+                                       self.metrics["epochs_run"])
+        except RecordError as exc:
+            raise BrokenRun(self.run_id, str(exc)) from None
+        except OSError as exc:
+            raise BrokenRun(self.run_id, f"epochs.npz cannot be read ({exc.strerror or exc})") from None
+
+    def epochs(self) -> records.Epochs | None:
+        """The test-set answers after every epoch (checked; BrokenRun if they fail), or None for a run
+        stored without them. Row ``e`` is the model at the end of epoch ``e + 1``."""
+        return self._epochs
+
+    @property
+    def has_epochs(self) -> bool:
+        return self.is_finished and (self.path / "epochs.npz").is_file()
 
     @property
     def has_first_layer(self) -> bool:
@@ -249,7 +287,7 @@ class RunStore:
     """Finished runs under one root folder, and the live state of the ones in training."""
 
     def __init__(self, root: str | os.PathLike | None = None, settings: Settings | None = None):
-        root = root if root is not None else (os.environ.get(ENV_STORE, "").strip() or DEFAULT_ROOT)
+        root = root if root is not None else (os.environ.get(ENV_STORE, "").strip() or default_root())
         self.root = Path(root).expanduser().resolve()
         self.settings = settings if settings is not None else load_settings()
         self._cache: dict[str, tuple[tuple, Run | BrokenRun]] = {}
@@ -299,7 +337,9 @@ class RunStore:
         marker = self.root / STORE_FILE
         try:
             stored = json.loads(marker.read_text()) if marker.is_file() else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
+            stored = {}
+        if not isinstance(stored, dict):
             stored = {}
         if stored.get("format") != records.FORMAT:
             from mnistlab.runs import migrate
@@ -494,6 +534,10 @@ class RunStore:
                 records.save_predictions(tmp / "predictions.npz", run_id, result.probabilities,
                                          task.labels(result.test_digits), result.test_digits)
                 records.save_weights(tmp / "weights.npz", run_id, resolved.config.arch, result.weights)
+                epochs = getattr(result, "epochs", None)  # the test answers after every epoch (optional)
+                if epochs is not None and epochs[0].shape == (len(result.history), metrics["n_test"]) and \
+                        records.epochs_nbytes(*epochs[0].shape) <= records.SIZE_LIMITS["epochs.npz"]:
+                    records.save_epochs(tmp / "epochs.npz", run_id, *epochs)
             _write(tmp / "config.json", records.json_text(config_doc))
             _write(tmp / "history.json", records.json_text(history_doc))
             _write(tmp / "metrics.json", records.json_text(metrics))
@@ -596,7 +640,7 @@ def _older_format_hint(folder: Path, reason: str) -> str:
         if isinstance(doc, dict) and doc.get("format") != records.FORMAT and "canonical" in doc:
             return (f"stored by an older mnistlab ({reason}); open the store once with writing allowed, or run "
                     "`python -m mnistlab doctor --repair`, to convert it")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         pass
     return reason
 

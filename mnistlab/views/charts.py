@@ -169,18 +169,29 @@ def overlay(runs: Sequence[Run], metric: str, colors: Mapping[str, str] | None =
     return fig
 
 
-def live_history(history: list[dict], epochs_total: int, title: str = "") -> go.Figure:
-    """The curves of a run in training, on an x-axis that already spans every epoch."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "accuracy"], horizontal_spacing=0.08)
-    for col, metrics in enumerate((("loss", "val_loss"), ("accuracy", "val_accuracy")), start=1):
-        for metric, dash in zip(metrics, ("solid", "dash")):
-            xs, ys = _series(history, metric, "epoch")
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=METRICS[metric],
-                                     line=dict(color=PALETTE[0] if col == 1 else PALETTE[1], dash=dash),
-                                     showlegend=True), row=1, col=col)
-    fig.update_xaxes(range=[0.5, max(epochs_total, 1) + 0.5], title_text="epoch")
-    _layout(fig, height=300, title=html_text(title), legend=dict(orientation="h", y=-0.3, x=0))
+class Curves:
+    """What :func:`side_by_side` reads of a run, for one still training (no kept epoch yet)."""
+
+    kept_epoch = None
+    kept_record = None
+
+    def __init__(self, run_id: str, label: str, history: list[dict]):
+        self.run_id, self.label, self.history = run_id, label, history
+
+
+def epoch_axis(fig: go.Figure, epochs_total: int) -> go.Figure:
+    """An epoch x-axis that already spans every planned epoch (the same while training and after)."""
+    total = max(int(epochs_total), 1)
+    fig.update_xaxes(range=[0.5, total + 0.5], dtick=max(1, round(total / 10)))
     return fig
+
+
+def live_history(history: list[dict], epochs_total: int, title: str = "", run_id: str = "live",
+                 color: str | None = None) -> go.Figure:
+    """The curves of a run in training: :func:`side_by_side`'s chart of that one run (same colours,
+    axes and legend as when it has finished), on an x-axis that already spans every epoch."""
+    fig = side_by_side([Curves(run_id, title, history)], {run_id: color or PALETTE[0]})
+    return epoch_axis(fig, epochs_total)
 
 
 def _cell_picker(matrix: pd.DataFrame, fmt: str) -> go.Scatter:
@@ -234,16 +245,21 @@ def difference_heatmap(diff: pd.DataFrame, title: str = "") -> go.Figure:
 
 def matrix_heatmap(values: np.ndarray, title: str = "", colorscale: str = "gray", fmt: str = ".2f",
                    show_values: bool = False, zmid: float | None = None, height: int = 320,
-                   hide_zeros: bool = False) -> go.Figure:
+                   hide_zeros: bool = False, zmin: float | None = None, zmax: float | None = None,
+                   showscale: bool = False) -> go.Figure:
     """A 2-D array as a square heatmap (row 0 at the top), its values on hover.
 
-    ``show_values`` writes them in the cells too (``hide_zeros`` leaves zero cells blank).
+    ``show_values`` writes them in the cells too (``hide_zeros`` leaves zero cells blank; a value
+    that rounds to zero never shows as ``-0``). ``zmin``/``zmax`` fix the colour scale (default:
+    the values' own range); ``showscale`` draws the colour bar.
     """
     values = np.asarray(values, dtype=float)
-    trace = go.Heatmap(z=values, colorscale=colorscale, zmid=zmid, showscale=False,
+    trace = go.Heatmap(z=values, colorscale=colorscale, zmid=zmid, showscale=showscale, zmin=zmin, zmax=zmax,
                        hovertemplate=f"row %{{y}}, col %{{x}}: %{{z:{fmt}}}<extra></extra>")
+    if showscale:
+        trace.update(colorbar=dict(thickness=10, len=0.8, tickfont=dict(size=10)))
     if show_values:
-        text = np.vectorize(lambda v: "" if hide_zeros and v == 0 else format(v, fmt))(values)
+        text = np.vectorize(lambda v: "" if hide_zeros and v == 0 else _number_text(v, fmt))(values)
         trace.update(text=text, texttemplate="%{text}", textfont=dict(size=9))
     fig = go.Figure(trace)
     _layout(fig, hovermode="closest", title=html_text(title), height=height,
@@ -251,6 +267,12 @@ def matrix_heatmap(values: np.ndarray, title: str = "", colorscale: str = "gray"
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False)
     fig.update_xaxes(constrain="domain", showticklabels=False)
     return fig
+
+
+def _number_text(value: float, fmt: str) -> str:
+    """``format(value, fmt)`` without a minus on a value that rounds to zero (no "-0.00")."""
+    text = format(value, fmt)
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 5, colorscale: str = "gray_r",
@@ -275,4 +297,109 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 
     fig.update_annotations(font_size=11)
     _layout(fig, hovermode="closest", height=cell_height * rows + 40,
                       margin=dict(l=5, r=5, t=30, b=5))
+    return fig
+
+
+# -- looking inside the models (Playground, Inspect's epochs and statistics) ----------------
+WIN_COLOR = "#d62728"
+BAR_COLOR = "#9bb7d4"
+
+
+def probability_bars(probabilities: Sequence[float], class_names: Sequence[str], title: str = "",
+                     height: int = 220, flagged: bool = False) -> go.Figure:
+    """One run's predicted probabilities as bars, the winning class in red; ``flagged`` marks a dissenter."""
+    p = np.asarray(probabilities, dtype=float)
+    winner = int(p.argmax())
+    colors = [WIN_COLOR if i == winner else BAR_COLOR for i in range(len(p))]
+    fig = go.Figure(go.Bar(x=[html_text(c) for c in class_names], y=p, marker_color=colors,
+                           text=[f"{v:.0%}" if i == winner else "" for i, v in enumerate(p)], textposition="outside",
+                           cliponaxis=False, hovertemplate="class %{x}: %{y:.2%}<extra></extra>"))
+    _layout(fig, height=height, hovermode="closest", title=dict(text=html_text(title), font_size=12),
+            margin=dict(l=5, r=5, t=45, b=5), yaxis=dict(range=[0, 1.12], tickformat=".0%", showticklabels=False),
+            xaxis=dict(type="category"), plot_bgcolor="#fff3f3" if flagged else None)
+    return fig
+
+
+def activation_bars(values: Sequence[float], title: str = "", height: int = 160) -> go.Figure:
+    """A Dense layer's activations for one digit, one thin bar per unit."""
+    v = np.asarray(values, dtype=float).ravel()
+    fig = go.Figure(go.Bar(x=np.arange(len(v)), y=v, marker_color="#1f77b4", marker_line_width=0,
+                           hovertemplate="unit %{x}: %{y:.3f}<extra></extra>"))
+    _layout(fig, height=height, hovermode="closest", title=dict(text=html_text(title), font_size=12),
+            margin=dict(l=5, r=5, t=35, b=5), bargap=0, xaxis=dict(showticklabels=False))
+    return fig
+
+
+def reliability_diagram(table: pd.DataFrame, ece: float, title: str = "", color: str = "#1f77b4") -> go.Figure:
+    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
+    filled = table[table["count"] > 0]
+    centres = (filled["lower"] + filled["upper"]) / 2
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#999", dash="dot"),
+                             name="perfectly calibrated", hoverinfo="skip"))
+    fig.add_trace(go.Bar(x=centres, y=filled["accuracy"], width=(filled["upper"] - filled["lower"]) * 0.9,
+                         marker_color=color, opacity=0.75, name="accuracy in bin", customdata=np.stack(
+                             [filled["confidence"], filled["count"]], axis=1),
+                         hovertemplate="confidence %{customdata[0]:.3f}: accuracy %{y:.3f} "
+                                       "(%{customdata[1]:d} digits)<extra></extra>"))
+    _layout(fig, height=300, hovermode="closest", title=dict(text=f"{html_text(title)} · ECE {ece:.4f}", font_size=12),
+            xaxis=dict(title="confidence", range=[0, 1]), yaxis=dict(title="accuracy", range=[0, 1]),
+            legend=dict(orientation="h", y=-0.3, x=0), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def confidence_histogram(hist: pd.DataFrame, title: str = "") -> go.Figure:
+    """How confident the right and the wrong predictions were (log count axis)."""
+    centres = (hist["lower"] + hist["upper"]) / 2
+    width = float((hist["upper"] - hist["lower"]).iloc[0]) if len(hist) else 0.05
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=centres, y=hist["right"], width=width, name="right", marker_color="#2ca02c", opacity=0.7,
+                         hovertemplate="confidence ≈ %{x:.2f}: %{y} right<extra></extra>"))
+    fig.add_trace(go.Bar(x=centres, y=hist["wrong"], width=width, name="wrong", marker_color=WIN_COLOR, opacity=0.7,
+                         hovertemplate="confidence ≈ %{x:.2f}: %{y} wrong<extra></extra>"))
+    _layout(fig, height=300, hovermode="closest", barmode="overlay", title=dict(text=html_text(title), font_size=12),
+            xaxis=dict(title="confidence of the predicted class", range=[0, 1]),
+            yaxis=dict(title="digits (log)", type="log"), legend=dict(orientation="h", y=-0.3, x=0),
+            margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def epoch_accuracy_curves(curves: pd.DataFrame, kept_epoch: int | None = None, current: int | None = None) -> go.Figure:
+    """Test accuracy per digit over the epochs (one line per digit, overall in black)."""
+    fig = go.Figure()
+    for i, column in enumerate(curves.columns):
+        overall = column == "all"
+        fig.add_trace(go.Scatter(x=curves.index, y=curves[column], mode="lines+markers" if len(curves) < 40 else "lines",
+                                 name="all digits" if overall else f"digit {html_text(column)}",
+                                 line=dict(color="black" if overall else PALETTE[i % len(PALETTE)],
+                                           width=3 if overall else 1.5), marker=dict(size=4)))
+    if current is not None:
+        fig.add_vline(x=current, line=dict(color="#888", dash="dot"))
+    if kept_epoch is not None:
+        fig.add_vline(x=kept_epoch, line=dict(color=WIN_COLOR, width=1), annotation_text="kept",
+                      annotation_position="bottom right")
+    _layout(fig, height=340, title=dict(text="Test accuracy per digit over the epochs", font_size=13),
+            xaxis=dict(title="epoch", dtick=max(1, len(curves) // 10)), yaxis=dict(title="accuracy", tickformat=".0%"),
+            legend=dict(orientation="h", y=-0.25, x=0))
+    return fig
+
+
+def robustness_curves(curves: Mapping[str, pd.DataFrame], labels: Mapping[str, str],
+                      colors: Mapping[str, str] | None = None, titles: Mapping[str, str] | None = None) -> go.Figure:
+    """Accuracy as digits are shifted, rotated, noised: one panel per perturbation, one line per run."""
+    kinds = list(titles) if titles else ["shift", "rotation", "noise"]
+    colors = colors or run_colors(curves)
+    fig = make_subplots(rows=1, cols=len(kinds), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[html_text((titles or {}).get(k, k)) for k in kinds])
+    for run_id, frame in curves.items():
+        for col, kind in enumerate(kinds, start=1):
+            part = frame[frame["perturbation"] == kind]
+            fig.add_trace(go.Scatter(x=part["level"], y=part["accuracy"], mode="lines+markers",
+                                     name=html_text(labels.get(run_id, run_id)), legendgroup=run_id,
+                                     showlegend=col == 1, line=dict(color=colors.get(run_id)),
+                                     hovertemplate="%{x}: %{y:.1%}<extra></extra>"), row=1, col=col)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    fig.update_yaxes(title_text="test accuracy", row=1, col=1)
+    fig.update_annotations(font_size=12)
+    _layout(fig, height=340, hovermode="closest", legend=dict(orientation="h", y=-0.2, x=0))
     return fig

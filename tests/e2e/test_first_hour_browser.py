@@ -1,0 +1,61 @@
+"""A new user's first screens at a laptop size (1280x800), in a real Chromium against the real server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import Page
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def laptop(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = Page(context.new_page(), server)
+    yield page
+    context.close()
+
+
+def test_the_launch_button_is_visible_without_scrolling(laptop):
+    laptop.open()
+    button = laptop.page.get_by_role("button", name="Train cnn · digits · sgd · bs32 · 30ep")
+    button.wait_for(timeout=30_000)
+    box = button.bounding_box()
+    assert box is not None
+    assert 0 <= box["x"] and box["x"] + box["width"] <= 1280
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 800, f"the launch button is below the fold: {box}"
+    laptop.assert_healthy()
+
+
+def test_a_huge_kernel_value_in_the_filter_editor_is_refused_with_a_message(laptop):
+    laptop.open("filters")
+    grid = laptop.page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for(timeout=30_000)
+    time.sleep(0.5)
+    box = grid.bounding_box()
+    row_height = 35  # Glide data grid: header row, then rows of 35 px
+    x = box["x"] + box["width"] / 2  # the centre cell of the 3x3 kernel
+    y = box["y"] + row_height + row_height * 1.5
+    message = laptop.page.get_by_text("kernel values must be between -1,000 and 1,000")
+    for _ in range(3):  # a key press that lands while the page reruns can be lost: try again
+        laptop.page.mouse.dblclick(x, y)  # opens the cell's editor
+        editor = laptop.page.locator("#portal input, #portal textarea").first
+        try:
+            editor.wait_for(timeout=5_000)
+        except Exception:  # noqa: BLE001
+            continue
+        editor.fill("100000")  # far beyond any useful filter
+        editor.press("Enter")
+        laptop.settle()
+        try:
+            message.first.wait_for(timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001  (playwright's timeout: try once more)
+            continue
+    assert message.count() >= 1, "no message for a kernel value beyond 1,000"
+    assert laptop.page.get_by_text("Use numbers between -1,000 and 1,000").count() >= 1
+    assert laptop.page.get_by_text("inf", exact=True).count() == 0
+    laptop.assert_healthy()
