@@ -51,7 +51,6 @@ def clone_runs(store, template_runs, count: int) -> None:
     Each copy is a whole run as the store writes it: its canonical form (with another seed),
     the id hashed from it, and that id inside every file.
     """
-    import numpy as np
 
     from mnistlab.runs import records
     from mnistlab.runs.config import canonical_json, id_of

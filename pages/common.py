@@ -36,9 +36,19 @@ def settings() -> Settings:
     return load_settings(secrets=secrets)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _shared_store(root: str, hosting: Settings) -> RunStore:
+    return RunStore(root, settings=hosting)
+
+
 def store() -> RunStore:
-    """The run store ($MNISTLAB_STORE or cache/runs), with this instance's settings."""
-    return RunStore(settings=settings())
+    """The run store ($MNISTLAB_STORE or cache/runs), with this instance's settings.
+
+    One object per store and settings for the whole server: every session and rerun shares
+    its listing cache, which rereads a run's files only when they change on disk.
+    """
+    hosting = settings()
+    return _shared_store(str(RunStore(settings=hosting).root), hosting)
 
 
 def read_link(page: str) -> dict | None:

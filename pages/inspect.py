@@ -41,13 +41,17 @@ if not all_runs:
 
 share_slot = st.container()
 c1, c2 = st.columns(2)
+# Best first: validation accuracy of the kept model (choosing by test accuracy would tune on the test
+# set), test accuracy as the tie-break. The page opens on the best run against the second best.
+ranked = sorted(all_runs, key=lambda r: (r.metrics["val_accuracy"] if r.metrics["val_accuracy"] is not None
+                                         else -1.0, r.metrics["test_accuracy"]), reverse=True)
 with c1:
-    run = common.run_picker("Run", all_runs, key="inspect_run")
+    run = common.run_picker("Run (best validation accuracy first)", ranked, key="inspect_run")
 with c2:
-    others = [r for r in all_runs if r.run_id != run.run_id and r.config.task == run.config.task
+    others = [r for r in ranked if r.run_id != run.run_id and r.config.task == run.config.task
               and r.metrics["data"]["fingerprint"] == run.metrics["data"]["fingerprint"]]
     second = common.run_picker("Compare with (optional)", others, key="inspect_second", allow_none=True,
-                               help="Another run of the same task on the same test set.")
+                               index=1, help="Another run of the same task on the same test set.")
 
 for chosen in (run, second):
     if chosen is None:

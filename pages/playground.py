@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from mnistlab.analysis import robustness
-from mnistlab.analysis.filters import convolve, pad_kernel, preset, relu
+from mnistlab.analysis.filters import convolve, preset, relu
 from mnistlab.datasets import drawing
 from mnistlab.datasets.tasks import get_task
 from mnistlab.errors import BrokenRun

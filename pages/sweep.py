@@ -155,6 +155,10 @@ st.caption("A grid of configurations: pick one or more values per field, and eve
            "Stored ones are not trained again; the rest are queued for the background worker (as many train at "
            "once as MNISTLAB_MAX_TRAININGS allows) and show on Train as they go.")
 
+if store.root.exists() and not store.root.is_dir():
+    st.error(f"The run store {code(store.root)} is a file, not a folder, so no sweep can be planned or stored. "
+             "Point `MNISTLAB_STORE` at a folder and restart.", icon=":material/error:")
+    st.stop()
 grid, seeds, name = read_grid()
 plan = None
 try:

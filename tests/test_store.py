@@ -103,7 +103,7 @@ def test_a_file_copied_in_from_another_run_is_named(store):
     for name in ("history.json", "predictions.npz"):
         original = (b.path / name).read_bytes()
         (b.path / name).write_bytes((a.path / name).read_bytes())
-        with pytest.raises(BrokenRun, match=f"belong"):
+        with pytest.raises(BrokenRun, match="belong"):
             RunStore(store.root).load(b.run_id)
         (b.path / name).write_bytes(original)
     assert RunStore(store.root).load(b.run_id).run_id == b.run_id

@@ -462,8 +462,8 @@ class RunStore:
                 continue
             result = self._read(entry)
             (broken if isinstance(result, BrokenRun) else runs).append(result)
-        for gone in set(self._cache) - seen:
-            del self._cache[gone]
+        for gone in set(self._cache) - seen:  # another thread may have dropped it already
+            self._cache.pop(gone, None)
         runs.sort(key=lambda r: r.metrics["created"], reverse=True)
         return Listing(runs, broken)
 
