@@ -838,6 +838,45 @@ def poisoned_stores(scratch: Path, runs: dict, poisoners: set[str]) -> tuple[dic
     return own, together, folders
 
 
+def dead_worker_delay(root: Path) -> float | None:
+    """Seconds from SIGKILL of a process training a run to the queue taking that run back.
+
+    A `mnistlab train` process is killed after its first epoch; then the queue is polled as any
+    launch does (``claim``), and the clock stops when the attempt is training again here.
+    """
+    import signal
+
+    from mnistlab.runs.store import RunStore
+    from mnistlab.runs.worker import max_trainings
+    from tests.conftest import tiny_config
+
+    store = RunStore(root)
+    config = tiny_config(epochs=40, train_size=1000)
+    run_id = store.resolve(config).run_id
+    process = subprocess.Popen([sys.executable, "-m", "mnistlab", "train", "--store", str(root), "--data", "sample",
+                                "--arch", "mlp", "--epochs", "40", "--train-size", "1000", "--validation",
+                                "fraction", "--json"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        attempt = store.live.latest(run_id) if root.is_dir() and (root / "live.sqlite3").exists() else None
+        if attempt is not None and attempt.epochs_done >= 1:
+            break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        return None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = time.monotonic()
+    while time.monotonic() - killed < 60:
+        claimed = store.live.claim("faults-benchmark", max_trainings(store), run_id=run_id)
+        if claimed is not None:
+            store.live.finish(claimed.id, "cancelled", "benchmark done")
+            return time.monotonic() - killed
+        time.sleep(0.1)
+    return None
+
+
 def main() -> None:
     surfaces = {name: Surface(name) for name in ("library", "cli", "pages", "bundles", "links", "chromium")}
     with tempfile.TemporaryDirectory(prefix="mnistlab-faults-") as tmp:
@@ -875,6 +914,13 @@ def main() -> None:
             final.lose("the trained store's files changed")
         check_healthy(Probe(surfaces["pages"], "the shared store at the end"), shared["root"], runs, prints,
                       list(runs))
+
+        delay = dead_worker_delay(scratch / "dead-worker")
+        if delay is not None:
+            PROBLEMS.append(f"[live] a worker killed while training: its run was taken back after {delay:.1f} s "
+                            "(heartbeat stale and process gone)")
+        else:
+            PROBLEMS.append("[live] the killed worker's run was not taken back within 60 s")
 
     rows = [[s.name, s.cases, s.crashes, s.lost, s.foreign, s.missed, s.skipped + s.harness, s.seconds]
             for s in surfaces.values()]
