@@ -1,72 +1,174 @@
-"""Training speed: mnistlab's trainer vs. a recipe-style Keras script, same settings.
+"""Training speed: mnistlab's trainer vs. a recipe-style Keras script, and both against the machine's peak.
 
-One epoch at batch 32 with SGD (learning rate 0.01) on the recipe's split (the last 10,000
-training images held out), for mlp, cnn and deep_cnn. The two alternate in one process
-(A B A B ...); each is timed around model.fit. Ratio = recipe seconds / mnistlab seconds
-(medians): the target is 1.5x. Both validation accuracies after the epoch are printed.
+Same settings for both: batch 32, SGD (learning rate 0.01), the recipe's split (the last 10,000
+training images held out; ``--images`` fits on fewer for a quick run), for mlp, cnn and deep_cnn.
 
-    python benchmarks/train_speed.py [--repeats 3] [--archs mlp cnn deep_cnn]
+How it is measured, so that it survives a noisy, shared machine:
+
+* **Peak, in the same run.** A large ``tf.matmul`` (2048 x 2048, float32 and bfloat16), warmed
+  up, best of several, at the start and at the end; the best is the peak (2 n^3 FLOPs a product).
+* **Warm-up outside the timed part.** Every variant trains two epochs on a fresh model; the
+  first is the warm-up (tracing of the train and validation functions, first-call costs) and is
+  not timed. The timed part is the second epoch, from the end of epoch 1 to the end of epoch 2:
+  training plus validation, and for mnistlab also its per-epoch prediction of the test set
+  (its epoch answers, work the recipe does not do).
+* **Interleaved.** Per repeat and architecture the two variants run back to back, the order
+  alternating (recipe first, then mnistlab first: A B B A ...), so drift in the machine's load
+  hits both alike. At least 5 repeats by default.
+* **Min, median and spread.** Per variant the min and median seconds, the spread
+  ((max - min) / median), and the CPU seconds of the process beside the wall seconds (CPU/wall
+  near the core count: the cores were ours; far below: waiting, or neighbours).
+
+Achieved GFLOP/s = training FLOPs per image (:func:`~mnistlab.models.architectures.training_flops`,
+3x the forward multiply-adds, 2 FLOPs each) x images fitted / seconds; validation is not counted,
+so it is a lower bound. % of peak is against the float32 matmul peak. Ratio = recipe median
+seconds / mnistlab median seconds (the target is 1.5x); the min ratio is printed beside it.
+
+    python benchmarks/train_speed.py [--repeats 5] [--archs mlp cnn deep_cnn] [--images 50000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 from common import data_source, median, summary, table
 
 from mnistlab.datasets.mnist import load_mnist
+from mnistlab.models.architectures import training_flops
 from mnistlab.runs.config import RunConfig
 
+EPOCHS = 2  # epoch 1: warm-up (not timed); epoch 2: timed
+HOLDOUT = 10_000
 
-def recipe_epoch(arch: str, data) -> tuple[float, float]:
+
+def clocks() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads)."""
+    return time.perf_counter(), time.process_time()
+
+
+def matmul_peak(trials: int = 8, n: int = 2048) -> dict[str, float]:
+    """Best GFLOP/s of an n x n float32 and bfloat16 tf.matmul (warmed up; trials interleaved)."""
+    import tensorflow as tf
+
+    operands = {}
+    for name, dtype in (("f32", tf.float32), ("bf16", tf.bfloat16)):
+        a = tf.random.uniform((n, n), dtype=tf.float32)
+        b = tf.random.uniform((n, n), dtype=tf.float32)
+        operands[name] = (tf.cast(a, dtype), tf.cast(b, dtype))
+        for _ in range(2):  # warm-up: kernel selection, thread pool, caches
+            tf.reduce_sum(tf.cast(tf.matmul(*operands[name]), tf.float32)).numpy()
+    best = {name: 0.0 for name in operands}
+    for _ in range(trials):
+        for name, (a, b) in operands.items():
+            started = time.perf_counter()
+            product = tf.matmul(a, b)
+            product.numpy()  # eager CPU ops are synchronous; this makes sure
+            best[name] = max(best[name], 2 * n**3 / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def recipe_epoch(arch: str, data, images: int) -> dict[str, float]:
     """What the recipe scripts do: float32 arrays in memory, one-hot labels, model.fit."""
     import keras
 
     from mnistlab.models.architectures import build_model
 
-    n_val = len(data.x_train) // 6
     shape = (-1, 784) if arch.startswith("mlp") else (-1, 28, 28, 1)
     x = (data.x_train.astype("float32") / 255).reshape(shape)
     y = keras.utils.to_categorical(data.y_train, 10)
     keras.utils.set_random_seed(0)
     model = build_model(arch, "digits")
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy", metrics=["accuracy"])
-    started = time.perf_counter()
-    history = model.fit(x[:-n_val], y[:-n_val], batch_size=32, epochs=1, validation_data=(x[-n_val:], y[-n_val:]),
-                        verbose=0)
-    return time.perf_counter() - started, history.history["val_accuracy"][-1]
+    marks: list[tuple[float, float]] = []
+
+    class Marks(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            marks.append(clocks())
+
+    fit_x, fit_y = x[: len(x) - HOLDOUT][:images], y[: len(y) - HOLDOUT][:images]
+    history = model.fit(fit_x, fit_y, batch_size=32, epochs=EPOCHS, validation_data=(x[-HOLDOUT:], y[-HOLDOUT:]),
+                        callbacks=[Marks()], verbose=0)
+    (w1, c1), (w2, c2) = marks[-2], marks[-1]
+    return {"wall": w2 - w1, "cpu": c2 - c1, "images": len(fit_x), "val_accuracy": history.history["val_accuracy"][-1]}
 
 
-def mnistlab_epoch(arch: str, data) -> tuple[float, float]:
+def mnistlab_epoch(arch: str, data, images: int) -> dict[str, float]:
+    """mnistlab's own trainer (:func:`mnistlab.models.training.train`), marks at each epoch's end."""
     from mnistlab.models.training import train
 
-    result = train(RunConfig(arch=arch, epochs=1, batch_size=32, optimizer="sgd", validation="holdout"), data)
-    return result.timings["fit_seconds"], result.history[-1]["val_accuracy"]
+    marks: list[tuple[float, float]] = []
+    config = RunConfig(arch=arch, epochs=EPOCHS, batch_size=32, optimizer="sgd", validation="holdout",
+                       validation_size=HOLDOUT, train_size=min(images, len(data.x_train) - HOLDOUT))
+    result = train(config, data, on_epoch=lambda record, history: marks.append(clocks()))
+    (w1, c1), (w2, c2) = marks[-2], marks[-1]
+    return {"wall": w2 - w1, "cpu": c2 - c1, "images": result.split["fit_images"],
+            "val_accuracy": result.history[-1]["val_accuracy"]}
+
+
+def spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / statistics.median(values)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per variant (default 5)")
     parser.add_argument("--archs", nargs="+", default=["mlp", "cnn", "deep_cnn"])
+    parser.add_argument("--images", type=int, default=50_000, help="training images fitted on (default all 50,000)")
     args = parser.parse_args()
-    source = data_source()
-    data = load_mnist(source)
-    print(f"data: {data.source.title} ({len(data.x_train):,} training images); repeats: {args.repeats}")
-    rows, ratios = [], {}
+    if args.repeats < 1 or args.images < 32:
+        parser.error("--repeats must be at least 1 and --images at least 32")
+    data = load_mnist(data_source())
+    print(f"data: {data.source.title} ({len(data.x_train):,} training images, fitting on "
+          f"{min(args.images, len(data.x_train) - HOLDOUT):,}); repeats: {args.repeats}; cores: {os.cpu_count()}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"timed: epoch 2 of {EPOCHS} on a fresh model (epoch 1 is the warm-up: tracing, first calls)", flush=True)
+
+    peaks = [matmul_peak()]
+    print(f"  peak (start): f32 {peaks[0]['f32']:.0f} GFLOP/s, bf16 {peaks[0]['bf16']:.0f} GFLOP/s", flush=True)
+    variants = {"recipe": recipe_epoch, "mnistlab": mnistlab_epoch}
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {(a, v): [] for a in args.archs for v in variants}
+    for repeat in range(args.repeats):
+        order = list(variants) if repeat % 2 == 0 else list(reversed(variants))  # A B, then B A
+        for arch in args.archs:
+            for variant in order:
+                run = variants[variant](arch, data, args.images)
+                runs[arch, variant].append(run)
+                print(f"  repeat {repeat + 1} {arch:8} {variant:8} {run['wall']:6.2f} s wall, {run['cpu']:6.2f} s CPU",
+                      flush=True)
+    peaks.append(matmul_peak())
+    peak = {name: max(p[name] for p in peaks) for name in ("f32", "bf16")}
+    print(f"  peak (end): f32 {peaks[1]['f32']:.0f} GFLOP/s, bf16 {peaks[1]['bf16']:.0f} GFLOP/s; "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+    rows, ratios, percent = [], {}, {}
     for arch in args.archs:
-        recipe, ours = [], []
-        for _ in range(args.repeats):  # alternate A B A B
-            recipe.append(recipe_epoch(arch, data))
-            ours.append(mnistlab_epoch(arch, data))
-        r_s, o_s = median(t for t, _ in recipe), median(t for t, _ in ours)
-        ratios[arch] = r_s / o_s
-        rows.append([arch, r_s, o_s, f"{ratios[arch]:.2f}x", median(a for _, a in recipe), median(a for _, a in ours),
-                     " ".join(f"{t:.1f}" for t, _ in recipe), " ".join(f"{t:.1f}" for t, _ in ours)])
-        print(f"  {arch}: recipe {r_s:.2f}s, mnistlab {o_s:.2f}s", flush=True)
-    print(table(["arch", "recipe s/epoch", "mnistlab s/epoch", "ratio", "recipe val acc", "mnistlab val acc",
-                 "recipe runs", "mnistlab runs"], rows))
+        for variant in variants:
+            timed = runs[arch, variant]
+            walls = [r["wall"] for r in timed]
+            cpus = [r["cpu"] for r in timed]
+            images = timed[0]["images"]
+            med = median(walls)
+            gflops = training_flops(arch, "digits") * images / med / 1e9
+            percent[arch, variant] = 100 * gflops / peak["f32"]
+            best_percent = 100 * training_flops(arch, "digits") * images / min(walls) / 1e9 / peak["f32"]
+            rows.append([arch, variant, min(walls), med, f"{100 * spread(walls):.0f}%", median(cpus),
+                         f"{median(cpus) / med:.2f}", f"{images / med:,.0f}", f"{gflops:.1f}",
+                         f"{percent[arch, variant]:.1f}% (best {best_percent:.1f}%)",
+                         f"{median(r['val_accuracy'] for r in timed):.3f}"])
+        recipe = [r["wall"] for r in runs[arch, "recipe"]]
+        ours = [r["wall"] for r in runs[arch, "mnistlab"]]
+        ratios[arch] = median(recipe) / median(ours)
+        rows.append([arch, "ratio", f"{min(recipe) / min(ours):.2f}x", f"{ratios[arch]:.2f}x", "", "", "", "", "", "",
+                     ""])
+    print(table(["arch", "variant", "min s/epoch", "median s/epoch", "spread", "CPU s", "CPU/wall", "images/s",
+                 "GFLOP/s", "% of f32 peak", "val acc"], rows))
+    print("GFLOP/s: training FLOPs (3x forward, multiply-add = 2) x images / median seconds; validation not counted")
     print(summary("train_speed", ratios))
+    cnn = f"{percent['cnn', 'mnistlab']:.0f}%" if ("cnn", "mnistlab") in percent else "n/a"
+    print(f"peak: f32 {peak['f32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s; mnistlab cnn {cnn} of peak")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import streamlit as st
 from mnistlab.datasets.mnist import default_source
 from mnistlab.datasets.tasks import TASKS
 from mnistlab.errors import BrokenRun, MnistlabError
-from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
+from mnistlab.models.architectures import ARCHITECTURES, count_params, flops, summarize
 from mnistlab.runs import worker as jobs
 from mnistlab.runs.checks import preflight
 from mnistlab.runs.config import (
@@ -303,7 +303,8 @@ with right:
     spec = ARCHITECTURES[arch]
     with st.expander(f"{arch}: {count_params(arch, task):,} parameters · {spec.description}",
                      icon=":material/account_tree:"):
-        st.markdown(f"**{count_params(arch, task):,} parameters** · input "
+        st.markdown(f"**{count_params(arch, task):,} parameters** · "
+                    f"{flops(arch, task) / 1e6:,.2f} MFLOPs per image forward (training ≈ 3×) · input "
                     f"{'784 pixels, flattened' if spec.input == 'flat' else '28 × 28 × 1 image'} · "
                     f"output: {TASKS[task].units} {TASKS[task].activation}")
         st.dataframe([{"Layer": row["layer"], "Output shape": " × ".join(map(str, row["output_shape"])),

@@ -68,6 +68,14 @@ def test_archs_json_lists_parameter_counts():
     assert all(row["task"] == "digits" for row in table)
 
 
+def test_archs_lists_forward_flops_per_image():
+    table = {row["arch"]: row for row in json.loads(cli("archs", "--task", "digits", "--json").stdout)}
+    assert table["mlp"]["flops"] == 2 * (784 * 256 + 256 * 256 + 256 * 256 + 256 * 10)
+    assert table["cnn"]["flops"] == 3_034_368
+    text = cli("archs", "--task", "digits").stdout
+    assert "3.03 MFLOPs" in text and "0.67 MFLOPs" in text
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
