@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from mnistlab.datasets.mnist import default_source
 from mnistlab.errors import MnistlabError
-from mnistlab.models.architectures import ARCHITECTURES, count_params, summarize
+from mnistlab.models.architectures import ARCHITECTURES, count_params, flops, summarize
 from mnistlab.runs.config import FIELDS, TASKS, Field, RunConfig, arch_field
 
 
@@ -380,6 +380,7 @@ def cmd_archs(args) -> int:
     tasks = [FIELDS["task"].check(task, "--task") for task in tasks]
     table = [
         {"arch": name, "description": spec.description, "task": task, "params": count_params(name, task),
+         "flops": flops(name, task),
          "layers": [{**row, "output_shape": list(row["output_shape"])} for row in summarize(name, task)]}
         for name, spec in ARCHITECTURES.items()
         for task in tasks
@@ -388,7 +389,8 @@ def cmd_archs(args) -> int:
         print(json.dumps(table))
         return 0
     for row in table:
-        print(f"{row['arch']:12} {row['task']:7} {row['params']:>10,} params  {row['description']}")
+        print(f"{row['arch']:12} {row['task']:7} {row['params']:>10,} params {row['flops'] / 1e6:>7.2f} MFLOPs  "
+              f"{row['description']}")
     return 0
 
 
@@ -408,12 +410,27 @@ def app_folder():
     raise MnistlabError("the dashboard's files (mnistlab_app) are not installed; reinstall with: pip install .")
 
 
+def served_options() -> dict[str, object]:
+    """Streamlit settings of a served instance, over the project's config.toml: uploads no larger
+    than a bundle import accepts, XSRF protection, the viewer toolbar, no usage statistics, and no
+    source watching (a served app does not reload on save; watching costs every new session a
+    scan of all loaded modules), and no full garbage collection after every script run (about
+    40 % of a viewer's server time; Python's own collector still runs). See docs/hosting.md."""
+    from mnistlab.runs.bundles import MAX_BUNDLE_BYTES
+
+    return {"server.headless": True, "server.maxUploadSize": MAX_BUNDLE_BYTES // 2**20,
+            "server.enableXsrfProtection": True, "client.toolbarMode": "viewer",
+            "browser.gatherUsageStats": False, "server.fileWatcherType": "none", "server.runOnSave": False,
+            "runner.postScriptGC": False}
+
+
 def serve_command(args) -> tuple[list[str], dict[str, str], str]:
     """The Streamlit command line, environment and first line to print for ``serve`` (no side effects)."""
     folder = app_folder()
     address = args.address or ("0.0.0.0" if args.read_only else "127.0.0.1")
     command = [sys.executable, "-m", "streamlit", "run", str(folder / "streamlit_app.py"),
                "--server.port", str(args.port), "--server.address", address]
+    options: dict[str, object] = {}
     config = folder / ".streamlit" / "config.toml"  # Streamlit reads it from the working folder only: pass it on
     if config.is_file():
         try:
@@ -424,8 +441,10 @@ def serve_command(args) -> tuple[list[str], dict[str, str], str]:
             with open(config, "rb") as fh:
                 for section, values in tomllib.load(fh).items():
                     for name, value in values.items():
-                        value = str(value).lower() if isinstance(value, bool) else str(value)
-                        command += [f"--{section}.{name}", value]
+                        options[f"{section}.{name}"] = value
+    options.update(served_options())
+    for name, value in options.items():
+        command += [f"--{name}", str(value).lower() if isinstance(value, bool) else str(value)]
     env = dict(os.environ)
     if args.read_only:
         env["MNISTLAB_READ_ONLY"] = "1"

@@ -100,6 +100,8 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
     the references it lacks. A reference matches by id, or by the run its configuration
     trains to here (another data source gives another id)."""
     here = store()
+    if all(ref.run_id in known for ref in refs):  # the usual link: no second listing of the store
+        return [ref.run_id for ref in refs], []
     try:
         aliases = here.list_runs().aliases()  # ids from before a store migration still open their runs
     except MnistlabError:  # a store that cannot be read is named by common.runs()
@@ -223,6 +225,24 @@ def colors(all_runs: list[Run]) -> dict[str, str]:
     from mnistlab.views.charts import run_colors
 
     return run_colors(r.run_id for r in sorted(all_runs, key=lambda r: r.metrics.get("created", "")))
+
+
+def run_state(chosen: list[Run]) -> tuple:
+    """What a result about these runs depends on: each run's id and when it was written (a run's
+    files are written once; one deleted and trained again is written anew)."""
+    return tuple((r.run_id, r.metrics.get("created")) for r in chosen)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _shared(what: str, state: tuple, options: tuple, _compute):
+    return _compute()
+
+
+def shared(what: str, chosen: list[Run], compute, **options):
+    """``compute()`` done once for every session and rerun of the server that asks ``what`` about
+    the same runs in the same state, with the same ``options`` (hashable: everything else the
+    result depends on). Bounded (64 results); the result is shared, not copied: never change it."""
+    return _shared(what, run_state(chosen), tuple(sorted(options.items())), compute)
 
 
 def empty_state(what: str) -> None:

@@ -111,11 +111,15 @@ smoothing = c4.slider("Smoothing", 0.0, 0.95, step=0.05, key="compare_smoothing"
                       help="Exponential moving average; the raw curve stays faint behind the smoothed one.")
 
 if mode == "side by side":
-    st.plotly_chart(charts.side_by_side(selected, colors, x=x_axis, smoothing=smoothing), key="compare_side")
+    st.plotly_chart(common.shared("side_by_side", selected, lambda: charts.side_by_side(
+        selected, colors, x=x_axis, smoothing=smoothing), x=x_axis, smoothing=smoothing,
+        colors=tuple(colors[r.run_id] for r in selected)), key="compare_side")
     st.caption("Solid: training · dashed: validation · star: the kept epoch (the model whose test metrics the "
                "table shows: the last epoch, or with early stopping the one of lowest validation loss).")
 else:
-    st.plotly_chart(charts.overlay(selected, metric, colors, x=x_axis, smoothing=smoothing), key="compare_overlay")
+    st.plotly_chart(common.shared("overlay", selected, lambda: charts.overlay(
+        selected, metric, colors, x=x_axis, smoothing=smoothing), metric=metric, x=x_axis, smoothing=smoothing,
+        colors=tuple(colors[r.run_id] for r in selected)), key="compare_overlay")
 
 st.subheader("Summary")
 summary = store.runs_frame(selected)
@@ -139,16 +143,21 @@ def bundle_zip() -> bytes:
     return export_bundle(store, [r.run_id for r in selected])
 
 
-histories = charts.histories_frame(selected)
+def histories_files() -> tuple[str, str]:
+    histories = charts.histories_frame(selected)
+    return histories.to_csv(index=False), json.dumps(histories.to_dict(orient="records"))
+
+
+histories_csv, histories_json = common.shared("histories", selected, histories_files)
 b1, b2, b3, b4, b5 = st.columns(5)
 with b1.popover("Copy share link", icon=":material/share:", width="stretch"):
     common.share_box(params)
 b2.download_button("HTML report", report_html, file_name="mnistlab-report.html", mime="text/html",
                    icon=":material/description:", key="compare_report", width="stretch",
                    help="Charts, summary and configurations in one file that opens offline.")
-b3.download_button("Histories (CSV)", histories.to_csv(index=False), file_name="mnistlab-histories.csv",
+b3.download_button("Histories (CSV)", histories_csv, file_name="mnistlab-histories.csv",
                    mime="text/csv", icon=":material/download:", key="compare_csv", width="stretch")
-b4.download_button("Histories (JSON)", json.dumps(histories.to_dict(orient="records")),
+b4.download_button("Histories (JSON)", histories_json,
                    file_name="mnistlab-histories.json", mime="application/json", icon=":material/data_object:",
                    key="compare_json", width="stretch")
 b5.download_button("Run bundle (.zip)", bundle_zip, file_name="mnistlab-runs.zip", mime="application/zip",
@@ -157,7 +166,7 @@ b5.download_button("Run bundle (.zip)", bundle_zip, file_name="mnistlab-runs.zip
 
 if not store.settings.read_only:  # destructive: named as such, asks once, offers the way back first
     with st.popover(f"Delete {len(selected)} run(s)…", icon=":material/delete_forever:"):
-        st.markdown(f":red[**Delete {len(selected)} run(s) from the store?**] Their folders (history, metrics, "
+        st.markdown(f"**Delete {len(selected)} run(s) from the store?** Their folders (history, metrics, "
                     "predictions, weights) are removed for good:")
         st.markdown("\n".join(f"- {md(r.label)} {code(r.run_id)}" for r in selected[:8])
                     + (f"\n- … and {len(selected) - 8} more" if len(selected) > 8 else ""))
@@ -165,7 +174,7 @@ if not store.settings.read_only:  # destructive: named as such, asks once, offer
                            mime="application/zip", icon=":material/folder_zip:", key="compare_delete_bundle",
                            help="To undo the delete later, import this bundle (Import runs below, or "
                                 "`mnistlab import FILE`).")
-        if st.button(f":red[Delete {len(selected)} run(s) permanently]", key="compare_delete",
+        if st.button(f"Delete {len(selected)} run(s) permanently", key="compare_delete",
                      icon=":material/delete_forever:"):
             for run in selected:
                 store.delete(run.run_id)

@@ -109,9 +109,11 @@ at_kept = epoch == run.kept_epoch
 left, right = st.columns([1, 1], gap="large")
 with left:
     normalized = st.toggle("Row-normalised (recall per class)", key="inspect_normalized")
-    matrix = evaluation.confusion_matrix(run, normalize=normalized) if at_kept else \
-        per_epoch.confusion_matrix(run, epoch, normalize=normalized)
-    event = st.plotly_chart(charts.confusion_heatmap(matrix, normalized, title="Confusion matrix", selectable=True),
+    matrix_chart = common.shared("confusion", [run], lambda: charts.confusion_heatmap(
+        evaluation.confusion_matrix(run, normalize=normalized) if at_kept else
+        per_epoch.confusion_matrix(run, epoch, normalize=normalized),
+        normalized, title="Confusion matrix", selectable=True), normalized=normalized, epoch=epoch)
+    event = st.plotly_chart(matrix_chart,
                             on_select="rerun", selection_mode="points", key="inspect_matrix")
     points = event.selection.points if event else []
     labels = list(task.class_names)
@@ -146,7 +148,8 @@ with right:
 
 if has_epochs and run.metrics["epochs_run"] > 1:
     with st.expander("Through the epochs: per-digit accuracy, digits learned late and forgotten", expanded=False):
-        st.plotly_chart(charts.epoch_accuracy_curves(per_epoch.accuracy_curves(run), run.kept_epoch, epoch),
+        st.plotly_chart(common.shared("epoch_curves", [run], lambda: charts.epoch_accuracy_curves(
+                            per_epoch.accuracy_curves(run), run.kept_epoch, epoch), epoch=epoch),
                         key="inspect_epoch_curves")
         learned, forgotten = per_epoch.learned_and_forgotten(run, epoch)
         late = learned[learned["learned_at"] > 1]
@@ -162,16 +165,20 @@ if has_epochs and run.metrics["epochs_run"] > 1:
                                                                        f"last right {r.last_right}")
 
 with st.expander("How much to trust its confidence: calibration", expanded=False):
-    y_true, y_pred, probabilities = evaluation.predicted(run)
-    confidence = probabilities[range(len(y_pred)), y_pred]
-    correct = y_pred == y_true
+    def calibration_charts():
+        y_true, y_pred, probabilities = evaluation.predicted(run)
+        confidence = probabilities[range(len(y_pred)), y_pred]
+        correct = y_pred == y_true
+        ece = calibration.expected_calibration_error(confidence, correct)
+        return ece, charts.reliability_diagram(calibration.reliability(confidence, correct), ece,
+                                               title="Reliability diagram"), \
+            charts.confidence_histogram(calibration.confidence_histogram(confidence, correct),
+                                        title="Confidence of right and wrong answers")
+
+    ece, reliability_chart, confidence_chart = common.shared("calibration", [run], calibration_charts)
     k1, k2 = st.columns(2, gap="large")
-    ece = calibration.expected_calibration_error(confidence, correct)
-    k1.plotly_chart(charts.reliability_diagram(calibration.reliability(confidence, correct), ece,
-                                               title="Reliability diagram"), key="inspect_reliability")
-    k2.plotly_chart(charts.confidence_histogram(calibration.confidence_histogram(confidence, correct),
-                                                title="Confidence of right and wrong answers"),
-                    key="inspect_confidence")
+    k1.plotly_chart(reliability_chart, key="inspect_reliability")
+    k2.plotly_chart(confidence_chart, key="inspect_confidence")
     st.caption(f"Expected calibration error {ece:.4f}: on average the stated confidence is "
                f"{ece:.1%} away from the accuracy actually reached at that confidence (0 is perfect). "
                "Bars under the diagonal: over-confident.")
@@ -193,8 +200,8 @@ if second is not None:
             icon=":material/balance:")
     d1, d2 = st.columns([1, 1], gap="large")
     with d1:
-        diff = evaluation.confusion_difference(run, second)
-        st.plotly_chart(charts.difference_heatmap(diff, title="Second run minus first (counts)"),
+        st.plotly_chart(common.shared("difference", [run, second], lambda: charts.difference_heatmap(
+                            evaluation.confusion_difference(run, second), title="Second run minus first (counts)")),
                         key="inspect_diff")
         st.caption("Blue: the second run has more digits in that cell, red: fewer. On the diagonal more is "
                    "better; off it, fewer is better.")
