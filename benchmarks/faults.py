@@ -40,14 +40,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,6 +67,7 @@ from mnistlab.errors import BrokenRun, BundleError, MnistlabError, StoreError
 from mnistlab.runs import bundles
 from tests.app.test_untrusted import LINK_PARAMS, LONG, PAYLOADS, RAW_HTML, rendered_sources
 from tests.conftest import tiny_config
+from tests.serving import free_port, wait_healthy  # noqa: E402
 from tests.test_corruption import CASES, DONOR, VICTIM, clone_run, copy_runs, damage_run
 from tests.test_text import live_markup
 
@@ -518,19 +517,13 @@ def links_phase(s: Surface, root: Path) -> None:
         probe(s, f"{page} ?{label!r}…", lambda p, page=page, params=params: check_app(p, open_page(page, params)))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def browser_phase(s: Surface, root: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         PROBLEMS.append("[chromium] skipped: playwright is not installed")
         return
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MNISTLAB_STORE": str(root)}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
@@ -538,15 +531,7 @@ def browser_phase(s: Surface, root: Path) -> None:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
-        else:
+        if not wait_healthy(base):
             PROBLEMS.append("[chromium] skipped: the Streamlit server did not become healthy in 60 s")
             return
         with sync_playwright() as playwright:

@@ -29,34 +29,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
+import psutil
 from common import ROOT, clone_runs, table
 
-import psutil
+from tests.serving import free_port, wait_healthy  # noqa: E402
 
 HOST = "127.0.0.1"
 CHART_TIMEOUT_S = 120.0
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def build_store(root: Path, count: int):
@@ -94,14 +86,8 @@ def start_server(store_root: Path, port: int):
     command, env, _ = serve_command(args)
     env.update(MNISTLAB_DATA="sample", MNISTLAB_OFFLINE="1")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process
-        except OSError:
-            time.sleep(0.2)
+    if wait_healthy(f"http://{HOST}:{port}"):
+        return process
     process.kill()
     raise SystemExit("the server did not become healthy in 60 s")
 
@@ -266,7 +252,7 @@ def main() -> int:
         print(f"writing a store of {args.runs} runs…", flush=True)
         store = build_store(work, args.runs)
         shared = links(store)
-        port = _free_port()
+        port = free_port()
         process = start_server(store.root, port)
         server = Server(process)
         rows = []

@@ -29,6 +29,7 @@ from common import ROOT, clone_runs, summary, table
 
 from mnistlab.runs.config import RunConfig
 from mnistlab.runs.store import RunStore
+from tests.serving import free_port, wait_healthy  # noqa: E402
 
 PAGES = ["train", "compare", "inspect", "filters", "data"]
 READ_ONLY = {"compare", "inspect", "filters", "data"}
@@ -62,31 +63,15 @@ ROUNDS = 3
 
 
 def _server(script: Path, env: dict, port: int):
-    import time
-    import urllib.request
 
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
                                 "--server.address", "127.0.0.1", "--server.port", str(port),
                                 "--browser.gatherUsageStats", "false"], cwd=script.parent, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process
-        except OSError:
-            time.sleep(0.2)
+    if wait_healthy(f"http://127.0.0.1:{port}"):
+        return process
     process.kill()
     raise SystemExit(f"the server for {script} did not start")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _open_cold(browser, url: str, ready: str) -> tuple[float, object]:
@@ -129,7 +114,7 @@ def cold(store_root: Path) -> None:
         browser = playwright.chromium.launch(
             executable_path=os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium"),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"])
-        ports = {"floor": _free_port(), "app": _free_port()}
+        ports = {"floor": free_port(), "app": free_port()}
         servers = [_server(floor_script, env, ports["floor"]), _server(ROOT / "streamlit_app.py", env, ports["app"])]
         try:
             times: dict[str, list[float]] = {name: [] for name in ["floor", *PAGES]}

@@ -60,7 +60,7 @@ def launch(plan) -> None:
         st.session_state["sweep_error"] = str(exc)
         return
     st.session_state[CURRENT] = plan.name
-    st.toast(f"Queued {len(started)} run(s) of sweep {plan.name}.", icon=":material/rocket_launch:")
+    st.toast(f"Queued {len(started)} run(s) of sweep {md(plan.name)}.", icon=":material/rocket_launch:")
 
 
 def sweep_card(entry: dict) -> None:

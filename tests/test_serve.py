@@ -4,7 +4,6 @@ runs with the hosted settings (read back from the running server)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.serving import free_port, wait_healthy
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
     env.pop("MNISTLAB_READ_ONLY", None)
     process = subprocess.Popen(
@@ -32,15 +26,7 @@ def served(tmp_path_factory):
          "--store", str(tmp_path_factory.mktemp("served") / "runs")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_healthy(base):
         process.kill()
         pytest.fail("mnistlab serve did not become healthy: " + process.communicate()[0][-2000:])
     try:

@@ -59,7 +59,6 @@ def default_root() -> Path:
 
 
 DEFAULT_ROOT = default_root()
-RUN_ID_PATTERN = RUN_ID
 STORE_FILE = "store.json"
 #: Temporary entries older than this are leftovers of a killed process, removed on start.
 STALE_TMP_SECONDS = 3600.0
@@ -75,20 +74,14 @@ def check_run_id(run_id: Any) -> str:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Run:
-    """A stored run. Its JSON files are checked; its arrays load (and are checked) on demand."""
+class Run(RunFiles):
+    """A stored run: its checked JSON files and its folder; its arrays load (and are checked) on demand."""
 
-    run_id: str
     path: Path
-    config: RunConfig
-    canonical: dict[str, Any]
-    aliases: tuple[str, ...]
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
 
     @classmethod
     def from_files(cls, path: Path, files: RunFiles) -> "Run":
-        return cls(files.run_id, path, files.config, files.canonical, files.aliases, files.history, files.metrics)
+        return cls(**{field.name: getattr(files, field.name) for field in dataclasses.fields(RunFiles)}, path=path)
 
     @property
     def label(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mnistlab.datasets import drawing
-from mnistlab.views.share import MAX_RUNS, MAX_VALUE_LENGTH, RunRef, _Reader
+from mnistlab.views.share import RunRef, _Reader
 
 SOURCES = ("draw", "test")
 
@@ -43,17 +43,7 @@ class PlaygroundView:
 
 def parse_playground(params: Mapping[str, Any], n_images: int) -> tuple[PlaygroundView, list[str]]:
     read = _Reader(params)
-    runs: list[RunRef] = []
-    listed = read.text("runs", limit=50 * MAX_VALUE_LENGTH)
-    if listed:
-        entries = [e for e in listed.split(",") if e]
-        if len(entries) > MAX_RUNS:
-            read.messages.append(f"The link names {len(entries)} runs; only the first {MAX_RUNS} are shown.")
-            entries = entries[:MAX_RUNS]
-        for entry in entries:
-            ref = read.run("runs", entry)
-            if ref is not None and ref.run_id not in [r.run_id for r in runs]:
-                runs.append(ref)
+    runs = read.runs("runs")
     drawn = None
     text = read.text("drawn", limit=drawing.MAX_LINK_LENGTH)
     if text:
@@ -62,7 +52,7 @@ def parse_playground(params: Mapping[str, Any], n_images: int) -> tuple[Playgrou
         except ValueError as exc:
             read.messages.append(f"Ignored the link's 'drawn': {exc}.")
     source = read.choice("source", SOURCES, "test" if "digit" in params and drawn is None else "draw")
-    view = PlaygroundView(runs=tuple(runs), source=source,
+    view = PlaygroundView(runs=runs, source=source,
                           index=read.number("digit", 0, max(n_images - 1, 0), 0, integer=True),
                           drawn=drawn, focus=read.run("focus"))
     return view, read.messages

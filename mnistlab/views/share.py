@@ -127,6 +127,21 @@ class _Reader:
             self.messages.append(f"Ignored the link's '{key}' ({value[:40]!r}): expected {kind} in [{lo:g}, {hi:g}].")
             return default
 
+    def runs(self, key: str) -> tuple[RunRef, ...]:
+        """A comma-separated list of runs, without repeats, cut to MAX_RUNS (with a message)."""
+        runs: list[RunRef] = []
+        listed = self.text(key, limit=50 * MAX_VALUE_LENGTH)  # a long list is cut to MAX_RUNS below
+        if listed:
+            entries = [e for e in listed.split(",") if e]
+            if len(entries) > MAX_RUNS:
+                self.messages.append(f"The link names {len(entries)} runs; only the first {MAX_RUNS} are shown.")
+                entries = entries[:MAX_RUNS]
+            for entry in entries:
+                ref = self.run(key, entry)
+                if ref is not None and ref.run_id not in [r.run_id for r in runs]:
+                    runs.append(ref)
+        return tuple(runs)
+
     def run(self, key: str, text: str | None = None) -> RunRef | None:
         text = self.text(key) if text is None else text
         if not text:
@@ -165,19 +180,8 @@ class CompareView:
 
 def parse_compare(params: Mapping[str, Any]) -> tuple[CompareView, list[str]]:
     read = _Reader(params)
-    runs: list[RunRef] = []
-    listed = read.text("runs", limit=50 * MAX_VALUE_LENGTH)  # a long list is cut to MAX_RUNS below
-    if listed:
-        entries = [e for e in listed.split(",") if e]
-        if len(entries) > MAX_RUNS:
-            read.messages.append(f"The link names {len(entries)} runs; only the first {MAX_RUNS} are shown.")
-            entries = entries[:MAX_RUNS]
-        for entry in entries:
-            ref = read.run("runs", entry)
-            if ref is not None and ref.run_id not in [r.run_id for r in runs]:
-                runs.append(ref)
     view = CompareView(
-        runs=tuple(runs),
+        runs=read.runs("runs"),
         mode=read.choice("mode", COMPARE_MODES, "side by side"),
         metric=read.choice("metric", tuple(METRICS), "val_accuracy"),
         x=read.choice("x", tuple(X_AXES), "epoch"),

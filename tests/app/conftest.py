@@ -10,6 +10,15 @@ from tests.conftest import ROOT
 PAGES = ["pages/train.py", "pages/compare.py", "pages/inspect.py", "pages/filters.py", "pages/data.py"]
 
 
+def open_link(page: str, params: dict) -> AppTest:
+    """What a recipient sees: the app opened on a page with a link's parameters."""
+    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    app.query_params.update(params)
+    app.run()
+    app.switch_page(page).run()
+    return app
+
+
 def open_page(page: str, timeout: float = 60) -> AppTest:
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
     app.run()

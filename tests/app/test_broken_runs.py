@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from mnistlab import RunStore
 from mnistlab.views import share
-from tests.app.conftest import open_page
+from tests.app.conftest import open_link, open_page
 from tests.conftest import ROOT, tiny_config
 from tests.test_corruption import (
     DONOR,
@@ -95,13 +95,6 @@ def offered(selectbox) -> list[str]:
     """The short run ids a run picker offers (its options end with ``· <6 hex digits>``)."""
     return [option.rsplit("·", 1)[-1].strip() for option in selectbox.options]
 
-
-def open_link(page: str, params: dict) -> AppTest:
-    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    app.query_params.update(params)
-    app.run()
-    app.switch_page(page).run()
-    return app
 
 
 # -- runs broken in a file ------------------------------------------------------------------

@@ -1,17 +1,7 @@
-from streamlit.testing.v1 import AppTest
 
 from mnistlab.views.share import encode_config
-from tests.app.conftest import open_page
-from tests.conftest import ROOT, tiny_config
-
-
-def open_link(page: str, params: dict) -> AppTest:
-    """What a recipient sees: the app opened on a page with the link's parameters."""
-    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    app.query_params.update(params)
-    app.run()
-    app.switch_page(page).run()
-    return app
+from tests.app.conftest import open_link, open_page
+from tests.conftest import tiny_config
 
 
 def errors(app):

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import PAGES
+from tests.app.conftest import PAGES, open_link
 from tests.conftest import ROOT
 from tests.test_text import live_markup
 
@@ -48,14 +48,6 @@ LINK_PARAMS = {
     },
 }
 
-
-def open_link(page: str, params: dict) -> AppTest:
-    """The app opened on a page with a link's parameters, as a recipient would."""
-    app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    app.query_params.update(params)
-    app.run()
-    app.switch_page(page).run()
-    return app
 
 
 def _strings(message, path=""):

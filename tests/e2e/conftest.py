@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mnistlab import RunStore
 from tests.conftest import ROOT, tiny_config
+from tests.serving import free_port, wait_healthy
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -55,12 +54,6 @@ def browser():
         chromium.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def e2e_store(tmp_path_factory):
     """A store filled by really training tiny runs through the library."""
@@ -75,7 +68,7 @@ def e2e_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(e2e_store, browser):
     store, _ = e2e_store
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MNISTLAB_STORE": str(store.root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
     env.pop("MNISTLAB_READ_ONLY", None)
     process = subprocess.Popen(
@@ -83,15 +76,7 @@ def server(e2e_store, browser):
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_healthy(base):
         process.kill()
         pytest.fail("the Streamlit server did not become healthy: " + process.communicate()[0][-2000:])
     yield base

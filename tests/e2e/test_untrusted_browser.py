@@ -9,15 +9,10 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-PAYLOADS = [
-    "![x](http://evil.example/x.png)",
-    "[click](http://evil.example)",
-    "<img src=http://evil.example/y.png>",
-    "<script>alert(1)</script>",
-    ":red[boom] :material/home:",
-    "$$\\int$$",
-]
-LONG = "L" + "x" * 4999
+from tests.app.test_untrusted import LONG  # noqa: E402
+from tests.app.test_untrusted import PAYLOADS as _ALL
+
+PAYLOADS = [p for p in _ALL if p != LONG]
 FAKE = "0123456789abcdef"
 LINKS = {  # page -> its parameters; every payload is in each page's link
     "compare": ["runs", "mode", "metric", "x", "smoothing"],
