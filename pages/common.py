@@ -99,6 +99,8 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
     """The local run ids a link's references mean (None where this store lacks the run), and
     the references it lacks. A reference matches by id, or by the run its configuration
     trains to here (another data source gives another id)."""
+    from mnistlab.views.share import resolve
+
     here = store()
     if all(ref.run_id in known for ref in refs):  # the usual link: no second listing of the store
         return [ref.run_id for ref in refs], []
@@ -108,7 +110,11 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
         aliases = {}
     resolved, missing = [], []
     for ref in refs:
-        local = ref.run_id if ref.run_id in known else aliases.get(ref.run_id)
+        if ref.is_prefix:  # a short name: the one stored run whose id starts with it (else missing)
+            matches = resolve(ref, known)
+            local = matches[0] if len(matches) == 1 else None
+        else:
+            local = ref.run_id if ref.run_id in known else aliases.get(ref.run_id)
         if local is None and ref.config is not None:
             try:
                 local_id = here.resolve(ref.config.replace(data=default_source())).run_id
@@ -221,10 +227,44 @@ def active_count() -> int:
 
 
 def colors(all_runs: list[Run]) -> dict[str, str]:
-    """One colour per run for every chart on every page: by age, oldest first."""
-    from mnistlab.views.charts import run_colors
+    """One colour per run for every chart on every page: the colour Compare gave it (its place in
+    the selection there, kept in the session), and for other runs the next free colours by age."""
+    from mnistlab.views.charts import assign_slots, slot_color
 
-    return run_colors(r.run_id for r in sorted(all_runs, key=lambda r: r.metrics.get("created", "")))
+    picked = st.session_state.get("run_slots", {})
+    others = [r.run_id for r in sorted(all_runs, key=lambda r: r.metrics.get("created", "")) if r.run_id not in picked]
+    slots = assign_slots([*picked, *others], picked)
+    return {r.run_id: slot_color(slots[r.run_id]) for r in all_runs}
+
+
+def swatch(color: str) -> str:
+    """A small square of ``color`` (``#rrggbb``, from the palette) as an image for a table cell."""
+    return ("data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='14' height='14'>"
+            f"<rect width='14' height='14' rx='3' fill='%23{color.lstrip('#')}'/></svg>")
+
+
+def sweep_names() -> list[str]:
+    """The names of the store's sweeps (none when the live state cannot be read)."""
+    try:
+        return [sweep["name"] for sweep in store().live.sweeps()]
+    except MnistlabError:
+        return []
+
+
+def sweep_run_ids(name: str) -> list[str]:
+    try:
+        return store().live.sweep_run_ids(name)
+    except MnistlabError:
+        return []
+
+
+def store_size(all_runs: list[Run]) -> str:
+    """The disk space the runs take, in words (computed once per state of the store)."""
+    total = shared("store_size", all_runs, lambda: sum(r.disk_bytes() for r in all_runs))
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if total < 1000 or unit == "GB":
+            return f"{total:,.0f} {unit}" if unit == "bytes" else f"{total:,.1f} {unit}"
+        total /= 1000
 
 
 def run_state(chosen: list[Run]) -> tuple:

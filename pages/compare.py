@@ -1,4 +1,5 @@
-"""Compare: stored runs in a table; their training histories side by side or overlaid."""
+"""Compare: every stored run in one table that is also the picker; the picked runs' histories
+one panel per metric (or side by side), seed groups, and what varies across the runs."""
 
 from __future__ import annotations
 
@@ -6,17 +7,27 @@ import json
 
 import streamlit as st
 
+from mnistlab.analysis import comparison
 from mnistlab.views import charts, share
 from mnistlab.views.text import code, md
 from pages import common
 
+MAX_SIDE_BY_SIDE = 6
+CONFIG_FIELDS = ["task", "arch", "epochs", "batch_size", "optimizer", "learning_rate", "validation", "train_size",
+                 "patience", "seed"]
+COLOR_FIELDS = ["arch", "optimizer", "batch_size", "learning_rate", "epochs", "task", "seed", "train_size",
+                "patience", "validation"]
+FIELD_NAMES = {"arch": "architecture", "batch_size": "batch size", "learning_rate": "learning rate",
+               "train_size": "fit images", "run": "run (selection order)"}
+
 st.title("Compare")
-st.caption("Every stored run in one table. Pick runs to see their training histories side by side on shared "
-           "axes, or overlaid one metric at a time.")
+st.caption("Every stored run in one table: tick rows to draw their histories. One colour per run, the same in the "
+           "table, in every chart and on every page.")
 
 all_runs = common.runs()
 store = common.store()
 by_id = {r.run_id: r for r in all_runs}
+defaults = share.CompareView()
 
 # A shared link (or the first visit) sets the view; afterwards the view writes the link.
 link = common.read_link("compare")
@@ -24,14 +35,15 @@ if link is not None:
     view, messages = share.parse_compare(link)
     common.show_link_messages(messages)
     resolved, missing = common.resolve_refs(view.runs, by_id)
-    found = [run_id for run_id in resolved if run_id is not None]
     st.session_state["compare_missing"] = missing
     if view.runs:
-        for key in ("compare_tasks", "compare_archs", "compare_optimizers"):
-            st.session_state[key] = []
-        st.session_state["compare_selected"] = found
-    st.session_state.update(compare_mode=view.mode, compare_x=view.x, compare_metric=view.metric,
-                            compare_smoothing=view.smoothing)
+        st.session_state["compare_selected"] = list(dict.fromkeys(r for r in resolved if r is not None))
+    st.session_state.update(
+        compare_mode=view.mode, compare_x=view.x, compare_smoothing=view.smoothing, compare_log=view.log_y,
+        compare_full=view.full_range, compare_groups=view.groups, compare_band=view.band,
+        compare_color=view.color_by, compare_tasks=list(view.tasks), compare_archs=list(view.archs),
+        compare_optimizers=list(view.optimizers), compare_batches=list(view.batch_sizes),
+        compare_statuses=list(view.statuses), compare_search=view.search or "", compare_sweep=view.sweep or "")
 
 deleted = st.session_state.pop("compare_deleted", None)  # said once, after the rerun that removed them
 if deleted:
@@ -42,21 +54,69 @@ if not all_runs:
     common.empty_state("compare")
     common.import_box()
     st.stop()
-colors = common.colors(all_runs)
-table = store.runs_frame(all_runs)
 
-f1, f2, f3 = st.columns(3)
-tasks = f1.multiselect("Task", sorted(table["task"].unique()), key="compare_tasks", placeholder="all tasks")
-archs = f2.multiselect("Architecture", sorted(table["arch"].unique()), key="compare_archs",
-                       placeholder="all architectures")
+table = common.shared("runs_frame", all_runs, lambda: store.runs_frame(all_runs))
+selected_ids = [rid for rid in st.session_state.get("compare_selected", []) if rid in by_id]
+if "compare_selected" not in st.session_state:  # first visit: the three newest runs of the main task
+    tasks_all = list(table["task"])
+    main_task = max(tasks_all, key=tasks_all.count)
+    selected_ids = [rid for rid in table["run_id"] if by_id[rid].config.task == main_task][:3]
+
+# -- filters ---------------------------------------------------------------------------
+for key, value in (("compare_tasks", []), ("compare_archs", []), ("compare_optimizers", []),
+                   ("compare_batches", []), ("compare_statuses", []), ("compare_search", ""), ("compare_sweep", "")):
+    st.session_state.setdefault(key, value)
+sweeps = common.sweep_names()
+f1, f2, f3, f4, f5, f6 = st.columns([1, 1.2, 1.2, 1, 1, 1.6])
+tasks = f1.multiselect("Task", sorted(table["task"].unique()), key="compare_tasks", placeholder="all")
+archs = f2.multiselect("Architecture", sorted(table["arch"].unique()), key="compare_archs", placeholder="all")
 optimizers = f3.multiselect("Optimizer", sorted(table["optimizer"].unique()), key="compare_optimizers",
-                            placeholder="all optimizers")
+                            placeholder="all")
+batches = f4.multiselect("Batch size", sorted(int(b) for b in table["batch_size"].unique()), key="compare_batches",
+                         placeholder="all")
+statuses = f5.multiselect("Status", ["finished", "diverged"], key="compare_statuses", placeholder="all")
+search = f6.text_input("Search labels", key="compare_search", placeholder="e.g. adam · bs128",
+                       help="Shows the runs whose label or id contains this text.")
+sweep = ""
+if sweeps:
+    if st.session_state["compare_sweep"] not in ["", *sweeps]:
+        st.session_state["compare_sweep"] = ""
+    sweep = st.selectbox("Sweep", ["", *sweeps], key="compare_sweep",
+                         format_func=lambda name: "— all runs —" if name == "" else name)
 shown = table
-for column, chosen in (("task", tasks), ("arch", archs), ("optimizer", optimizers)):
+for column, chosen in (("task", tasks), ("arch", archs), ("optimizer", optimizers), ("batch_size", batches),
+                       ("status", statuses)):
     if chosen:
         shown = shown[shown[column].isin(chosen)]
+if search.strip():
+    needle = search.strip().lower()
+    shown = shown[shown["label"].str.lower().str.contains(needle, regex=False)
+                  | shown["run_id"].str.startswith(needle)]
+if sweep:
+    members = set(common.sweep_run_ids(sweep))
+    shown = shown[shown["run_id"].isin(members)]
+
+# -- the table is the picker -------------------------------------------------------------
+order = tuple(shown["run_id"])
+state = st.session_state.get("compare_table")
+written = st.session_state.get("compare_written")
+if state is not None and written is not None:
+    rows_now = tuple(state["selection"]["rows"])
+    if rows_now != written[1]:  # the user ticked or unticked rows of the table as it was drawn
+        before = written[0]
+        ticked = [before[i] for i in rows_now if i < len(before)]
+        kept = [rid for rid in selected_ids if rid not in before or rid in ticked]
+        selected_ids = kept + [rid for rid in ticked if rid not in kept]
+st.session_state["compare_selected"] = selected_ids
+slots = charts.assign_slots(selected_ids, st.session_state.get("run_slots"))
+st.session_state["run_slots"] = slots
+rows = tuple(sorted(i for i, rid in enumerate(order) if rid in slots))
+if state is None or tuple(state["selection"]["rows"]) != rows:
+    st.session_state["compare_table"] = {"selection": {"rows": list(rows), "columns": [], "cells": []}}
+st.session_state["compare_written"] = (order, rows)
 
 COLUMNS = {
+    "colour": st.column_config.ImageColumn("", width=28, help="The run's colour in every chart (selected runs)"),
     "label": st.column_config.TextColumn("Run", width="large"),
     "test_accuracy": st.column_config.NumberColumn("Test acc", format="%.4f"),
     "status": st.column_config.TextColumn("Status", help="finished, or diverged (a loss became NaN: history only)"),
@@ -72,69 +132,186 @@ COLUMNS = {
     "epochs_run": st.column_config.NumberColumn("Epochs run"),
     "train_size": st.column_config.NumberColumn("Fit images", format="localized"),
     "learning_rate": st.column_config.NumberColumn("LR", format="%g"),
+    "batch_size": st.column_config.NumberColumn("Batch"),
     "run_id": st.column_config.TextColumn("Run id"),
 }
-order = ["label", "status", "test_accuracy", "val_accuracy", "kept_epoch", "loss", "val_loss",
+ORDER = ["colour", "label", "status", "test_accuracy", "val_accuracy", "kept_epoch", "loss", "val_loss",
          "train_seconds", "params", "task", "arch", "optimizer", "learning_rate", "batch_size", "epochs_run",
          "validation", "train_size", "patience", "seed", "run_id"]
-st.dataframe(shown[order], hide_index=True, width="stretch", column_config=COLUMNS, key="compare_table")
-st.caption(f"{len(shown)} of {len(table)} runs · click a column header to sort.")
+picker = shown.assign(colour=[common.swatch(charts.slot_color(slots[rid])) if rid in slots else None
+                              for rid in shown["run_id"]])
+st.dataframe(picker[ORDER], hide_index=True, width="stretch", height=min(420, 38 + 35 * max(len(picker), 3)),
+             column_config=COLUMNS, key="compare_table", on_select="rerun", selection_mode="multi-row",
+             placeholder="—")
 
-ids = list(shown["run_id"])
-for rid in st.session_state.get("compare_selected", []):  # runs chosen by a link stay choosable
-    if rid not in ids and rid in by_id:
-        ids.append(rid)
-names = {rid: f"{by_id[rid].label} · {rid[:6]}" for rid in ids}
-tasks_shown = [by_id[rid].config.task for rid in ids]
-main_task = max(tasks_shown, key=tasks_shown.count) if ids else None  # the task with most runs
-default = [rid for rid in ids if by_id[rid].config.task == main_task][:3]
-if "compare_selected" not in st.session_state:
-    st.session_state["compare_selected"] = default
-selected_ids = st.multiselect("Runs to compare", ids, key="compare_selected",
-                              format_func=names.get, placeholder="Pick runs from the table above")
+
+def _select(ids: list[str]) -> None:
+    st.session_state["compare_selected"] = ids
+
+
+def _select_top(n: int) -> None:
+    ranked = shown.dropna(subset=["val_accuracy"]).sort_values("val_accuracy", ascending=False)
+    _select(list(ranked["run_id"][:n]))
+
+
+size = common.store_size(all_runs)
+t1, t2, t3, t4 = st.columns([1.1, 1.3, 1, 2.6], vertical_alignment="bottom")
+top_n = t1.number_input("Top N", 1, 300, 5, key="compare_top_n", help="How many runs 'Select the top N' picks")
+t2.button(f"Select the top {top_n} by val acc", key="compare_select_top", on_click=_select_top, args=(int(top_n),),
+          help="Ranks the shown runs by the kept model's validation accuracy. Not by test accuracy: choosing by "
+               "the test set would tune on it.", width="stretch")
+t3.button("Select all shown", key="compare_select_all", on_click=_select, args=(list(shown["run_id"]),),
+          width="stretch")
+t4.caption(f"{len(shown):,} shown · {len(selected_ids):,} selected · {len(table):,} runs in the store "
+           f"({size}) · click a column header to sort.")
+if selected_ids:
+    st.button("Clear the selection", key="compare_clear", on_click=_select, args=([],), type="tertiary",
+              icon=":material/clear_all:")
+
 selected = [by_id[rid] for rid in selected_ids]
 if not selected:
-    st.info("Pick at least one run to draw its history.", icon=":material/info:")
-    common.write_link("compare", {})
+    st.info("Tick rows in the table to draw their histories (or select the top N).", icon=":material/info:")
+    common.write_link("compare", share.CompareView().to_params())
+    common.import_box()
     st.stop()
 
-defaults = share.CompareView()
-for key, value in (("compare_mode", defaults.mode), ("compare_x", defaults.x), ("compare_metric", defaults.metric),
-                   ("compare_smoothing", defaults.smoothing)):
+# -- the charts ----------------------------------------------------------------------------
+for key, value in (("compare_mode", defaults.mode), ("compare_x", defaults.x), ("compare_smoothing", defaults.smoothing),
+                   ("compare_log", defaults.log_y), ("compare_full", defaults.full_range),
+                   ("compare_groups", defaults.groups), ("compare_band", defaults.band),
+                   ("compare_color", defaults.color_by)):
     st.session_state.setdefault(key, value)
-c1, c2, c3, c4 = st.columns([1.2, 1.2, 1, 1.4])
-mode = c1.radio("Chart", list(share.COMPARE_MODES), horizontal=True, key="compare_mode")
-x_axis = c2.radio("X-axis", list(charts.X_AXES), horizontal=True, key="compare_x", format_func=charts.X_AXES.get)
-metric = c3.selectbox("Metric (overlay)", list(charts.METRICS), key="compare_metric",
-                      format_func=charts.METRICS.get, disabled=mode != "overlay")
-smoothing = c4.slider("Smoothing", 0.0, 0.95, step=0.05, key="compare_smoothing",
+varying = comparison.differing_fields(selected)
+color_choices = ["run", *[f for f in COLOR_FIELDS if f in varying]]
+if st.session_state["compare_color"] not in color_choices:
+    st.session_state["compare_color"] = "run"
+c1, c2, c3, c4 = st.columns([1.3, 1.2, 1.3, 1.4])
+mode = c1.segmented_control("Chart", list(share.COMPARE_MODES), key="compare_mode",
+                            help=f"Panels: one per metric, every run overlaid. Side by side: one column per run "
+                                 f"(up to {MAX_SIDE_BY_SIDE} runs).") or "panels"
+x_axis = c2.segmented_control("X-axis", list(charts.X_AXES), key="compare_x", format_func=charts.X_AXES.get) or "epoch"
+smoothing = c3.slider("Smoothing", 0.0, 0.95, step=0.05, key="compare_smoothing",
                       help="Exponential moving average; the raw curve stays faint behind the smoothed one.")
+color_by = c4.selectbox("Colour by", color_choices, key="compare_color", format_func=lambda f: FIELD_NAMES.get(f, f),
+                        help="One colour per run, or one per value of a parameter that varies (with a legend).")
+o1, o2, o3, o4 = st.columns([1, 1, 1, 1.3])
+log_y = o1.toggle("Log loss axis", key="compare_log")
+full_range = o2.toggle("Full y range", key="compare_full",
+                       help="Off: the y range leaves out curves far outside the rest (and says which).")
+groups_on = o3.toggle("Group seeds", key="compare_groups",
+                      help="Runs equal but for the seed form one group: its mean curve with a band.")
+band = o4.segmented_control("Band", list(charts.BANDS), key="compare_band", format_func=charts.BANDS.get,
+                            disabled=not groups_on) or "std"
 
-if mode == "side by side":
+if color_by == "run":
+    colors = {rid: charts.slot_color(slot) for rid, slot in slots.items()}
+    legends: dict[str, str] = {}
+else:
+    values = sorted({r.canonical.get(color_by) for r in selected}, key=lambda v: (v is None, str(v)))
+    index = {value: i for i, value in enumerate(values)}
+    colors = {r.run_id: charts.PALETTE[index[r.canonical.get(color_by)] % len(charts.PALETTE)] for r in selected}
+    legends = {r.run_id: f"{FIELD_NAMES.get(color_by, color_by)} = {r.canonical.get(color_by)}" for r in selected}
+names = comparison.short_names(selected)
+st.caption(md(comparison.shared_caption(selected), limit=1000))
+
+seed_groups = comparison.seed_groups(selected) if groups_on else []
+if mode == "side by side" and len(selected) > MAX_SIDE_BY_SIDE:
+    st.caption(f":material/info: Side by side holds up to {MAX_SIDE_BY_SIDE} runs; {len(selected)} are selected, "
+               "so they are overlaid in panels.")
+    mode = "panels"
+if mode == "side by side" and not groups_on:
     st.plotly_chart(common.shared("side_by_side", selected, lambda: charts.side_by_side(
-        selected, colors, x=x_axis, smoothing=smoothing), x=x_axis, smoothing=smoothing,
+        selected, colors, x=x_axis, smoothing=smoothing, names=names), x=x_axis, smoothing=smoothing,
         colors=tuple(colors[r.run_id] for r in selected)), key="compare_side")
     st.caption("Solid: training · dashed: validation · star: the kept epoch (the model whose test metrics the "
                "table shows: the last epoch, or with early stopping the one of lowest validation loss).")
+    ranges = {}
 else:
-    st.plotly_chart(common.shared("overlay", selected, lambda: charts.overlay(
-        selected, metric, colors, x=x_axis, smoothing=smoothing), metric=metric, x=x_axis, smoothing=smoothing,
-        colors=tuple(colors[r.run_id] for r in selected)), key="compare_overlay")
+    def panels():
+        if groups_on:  # a colour per group (or per parameter value), and its legend heading
+            firsts = {g.key: g.runs[0].run_id for g in seed_groups}
+            group_colors = {key: colors[rid] if legends else charts.slot_color(i)
+                            for i, (key, rid) in enumerate(firsts.items())}
+            lines = charts.group_lines(seed_groups, group_colors, x=x_axis,
+                                       legends={key: legends[rid] for key, rid in firsts.items() if rid in legends})
+        else:
+            lines = charts.run_lines(selected, colors, names, legends=legends)
+        return charts.metric_panels(lines, x=x_axis, smoothing=smoothing, log_y=log_y, full_range=full_range,
+                                    band=band)
 
-st.subheader("Summary")
-summary = store.runs_frame(selected)
-st.dataframe(summary[order], hide_index=True, width="stretch", column_config=COLUMNS, key="compare_summary")
+    figure, ranges = common.shared("panels", selected, panels, x=x_axis, smoothing=smoothing, log=log_y,
+                                   full=full_range, groups=groups_on, band=band, color=color_by,
+                                   colors=tuple(colors[r.run_id] for r in selected))
+    st.plotly_chart(figure, key="compare_panels")
+    what = "group" if groups_on else "run"
+    keyed = {g.key: g.name for g in seed_groups} if groups_on else names
+    for panel, found in ranges.items():
+        if found is not None and found.clipped and not full_range:
+            left_out = ", ".join(keyed.get(k, k) for k in (*found.above, *found.below))
+            st.caption(f":material/unfold_more: **{panel.capitalize()}:** {md(found.note(noun=what))} "
+                       f"({md(left_out, limit=300)}). Switch on **Full y range** to show everything.")
+    band_words = f" · band: {charts.BANDS[band]} over the seeds" if groups_on else ""
+    st.caption("Solid: training · dashed: validation · star: the kept epoch · click a legend entry to hide a "
+               f"{what}, double-click to show only it{band_words}.")
 
-view = share.CompareView(runs=tuple(share.RunRef(r.run_id, r.config) for r in selected), mode=mode, metric=metric,
-                         x=x_axis, smoothing=float(smoothing))
-params = view.to_params()
+if groups_on:
+    st.subheader("Seed groups")
+    summary = comparison.group_summary(seed_groups)
+    st.dataframe(summary.assign(
+        test=[comparison.mean_std_text(m, s) for m, s in zip(summary["test_accuracy_mean"], summary["test_accuracy_std"])],
+        val=[comparison.mean_std_text(m, s) for m, s in zip(summary["val_accuracy_mean"], summary["val_accuracy_std"])],
+    )[["name", "n", "test", "val"]], hide_index=True, width="stretch", key="compare_groups_table",
+        column_config={"name": st.column_config.TextColumn("Group", width="large"),
+                       "n": st.column_config.NumberColumn("n", help="runs (seeds) in the group"),
+                       "test": st.column_config.TextColumn("Test acc (mean ± std)"),
+                       "val": st.column_config.TextColumn("Val acc of kept models (mean ± std)")})
+    st.caption("Mean ± sample standard deviation over the group's seeds; diverged runs have no test accuracy and "
+               "are left out of it.")
+
+# -- what varies across the shown runs --------------------------------------------------------
+varying_shown = comparison.varying_parameters(shown, CONFIG_FIELDS)
+if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads better in the table
+    st.subheader("What varies across the shown runs")
+    shown_runs = [by_id[rid] for rid in shown["run_id"]]
+    scored = shown[shown["val_accuracy"].notna()]
+    left, right = st.columns([2.2, 1]) if len(scored) >= 12 else (st.container(), None)
+    with left:
+        st.plotly_chart(common.shared("parallel", shown_runs, lambda: charts.parallel_coordinates(
+            shown, varying_shown), fields=tuple(varying_shown)), key="compare_parallel")
+        unscored = len(shown) - len(scored)
+        st.caption(f"One line per run through the {len(varying_shown)} hyperparameter(s) that vary, coloured by the "
+                   "kept model's validation accuracy; drag along an axis to filter"
+                   + (f". {unscored} diverged run(s) have no validation accuracy and are left out." if unscored
+                      else "."))
+    if right is not None:
+        with right:
+            found = common.shared("importance", shown_runs,
+                                  lambda: comparison.importance(shown, varying_shown), fields=tuple(varying_shown))
+            if found is not None:
+                st.plotly_chart(charts.importance_bars(list(found.fields), list(found.values), list(found.stds)),
+                                key="compare_importance")
+                st.caption(md(found.caption(), limit=1000))
+
+# -- share, export, delete -----------------------------------------------------------------
+view = share.CompareView(
+    runs=tuple(share.RunRef(r.run_id, r.config) for r in selected), mode=mode, x=x_axis, smoothing=float(smoothing),
+    log_y=log_y, full_range=full_range, groups=groups_on, band=band, color_by=color_by, tasks=tuple(tasks),
+    archs=tuple(archs), optimizers=tuple(optimizers), batch_sizes=tuple(batches), statuses=tuple(statuses),
+    search=search.strip(), sweep=sweep)
+too_many = len(selected) > share.MAX_RUNS
+if too_many:
+    params, configs_left_out = share.CompareView(**{**view.__dict__, "runs": ()}).to_params(), False
+else:
+    prefixes = comparison.unique_prefixes([r.run_id for r in selected], by_id)
+    params, configs_left_out = view.link_fit(names=prefixes)
 common.write_link("compare", params)
 
 
 def report_html() -> str:
     from mnistlab.views.report import comparison_report
 
-    return comparison_report(selected, smoothing=float(smoothing), x=x_axis)
+    return comparison_report(selected, smoothing=float(smoothing), x=x_axis, colors=colors, groups=groups_on,
+                             band=band, log_y=log_y, full_range=full_range)
 
 
 def bundle_zip() -> bytes:
@@ -151,6 +328,13 @@ def histories_files() -> tuple[str, str]:
 histories_csv, histories_json = common.shared("histories", selected, histories_files)
 b1, b2, b3, b4, b5 = st.columns(5)
 with b1.popover("Copy share link", icon=":material/share:", width="stretch"):
+    if too_many:
+        st.warning(f"A link names up to {share.MAX_RUNS} runs; {len(selected):,} are selected. Share the HTML "
+                   "report (opens anywhere) or a run bundle (to import) instead; this link keeps the view's "
+                   "settings and filters only.", icon=":material/link_off:")
+    elif configs_left_out:
+        st.caption(":material/info: The link names the runs by id but is too long to carry their "
+                   "configurations: a recipient whose store lacks these runs needs the run bundle.")
     common.share_box(params)
 b2.download_button("HTML report", report_html, file_name="mnistlab-report.html", mime="text/html",
                    icon=":material/description:", key="compare_report", width="stretch",
@@ -179,7 +363,7 @@ if not store.settings.read_only:  # destructive: named as such, asks once, offer
             for run in selected:
                 store.delete(run.run_id)
             st.session_state["compare_deleted"] = [f"{r.label} ({r.run_id})" for r in selected]
-            st.session_state.pop("compare_selected", None)
+            st.session_state["compare_selected"] = []
             st.rerun()
 
 common.import_box()

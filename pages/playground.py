@@ -111,7 +111,7 @@ with runs_column:
     st.session_state["playground_runs"] = [rid for rid in st.session_state["playground_runs"] if rid in by_id]
     labels = {r.run_id: f"{r.label} · {r.metrics['test_accuracy']:.3f} · {r.run_id[:6]}" for r in all_runs}
     selected_ids = st.multiselect("Runs", list(by_id), key="playground_runs", format_func=labels.get,
-                                  max_selections=share.MAX_RUNS)
+                                  max_selections=share.MAX_LIST_RUNS)
     selected = engines([by_id[rid] for rid in selected_ids])
 
     if digit is not None and selected:

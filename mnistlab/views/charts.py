@@ -8,6 +8,7 @@ a figure with :func:`mnistlab.views.text.html_text` (Plotly reads HTML tags ther
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -19,7 +20,10 @@ from plotly.subplots import make_subplots
 from mnistlab.runs.store import Run
 from mnistlab.views.text import html_text
 
-PALETTE = qualitative.Plotly + qualitative.D3
+#: 20 distinct colours that read on white: Tableau's ten, then ten darker ones of Plotly's Dark24
+#: chosen to differ from those (a 21st run reuses the first colour).
+PALETTE = list(qualitative.D3) + ["#750D86", "#00A08B", "#FB00D1", "#6C7C32", "#778AAE", "#862A16", "#1616A7",
+                                  "#B68100", "#222A2A", "#511CFB"]
 METRICS = {
     "loss": "training loss",
     "val_loss": "validation loss",
@@ -117,15 +121,19 @@ def _integer_epochs(fig: go.Figure, runs: Sequence[Run], x: str) -> None:
 
 
 def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x: str = "epoch",
-                 smoothing: float = 0.0) -> go.Figure:
+                 smoothing: float = 0.0, names: Mapping[str, str] | None = None) -> go.Figure:
     """One column per run: loss on top, accuracy below; training solid, validation dashed.
 
-    Axes are shared across panels, so the runs compare at a glance.
+    Axes are shared across panels, so the runs compare at a glance. Panel titles are ``names``
+    (default: the labels), cut to fit the column so that no title runs into the next.
     """
     _check_x(x)
     colors = colors or run_colors(r.run_id for r in runs)
+    names = names or {}
+    fit = max(12, 150 // max(len(runs), 1))  # characters a column's title can hold at font size 12
+    titles = [_cut(names.get(r.run_id, r.label), fit) for r in runs]
     fig = make_subplots(rows=2, cols=max(len(runs), 1), shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=[html_text(r.label) for r in runs] or [""], vertical_spacing=0.08,
+                        subplot_titles=[html_text(t) for t in titles] or [""], vertical_spacing=0.08,
                         horizontal_spacing=0.02)
     for col, run in enumerate(runs, start=1):
         color = colors[run.run_id]
@@ -151,6 +159,10 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
     return fig
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def overlay(runs: Sequence[Run], metric: str, colors: Mapping[str, str] | None = None, x: str = "epoch",
             smoothing: float = 0.0) -> go.Figure:
     """One metric, every run in its colour."""
@@ -166,6 +178,248 @@ def overlay(runs: Sequence[Run], metric: str, colors: Mapping[str, str] | None =
     _integer_epochs(fig, runs, x)
     _layout(fig, height=380, title=html_text(METRICS[metric]), xaxis_title=html_text(X_AXES[x]),
             yaxis_title=html_text(metric), legend=dict(orientation="h", y=-0.25, x=0))
+    return fig
+
+
+# -- comparing many runs: one panel per metric -------------------------------------------
+PANELS = {"loss": ("loss", "val_loss"), "accuracy": ("accuracy", "val_accuracy")}
+BANDS = {"std": "mean ± 1 std", "minmax": "min–max"}
+PANEL_HEIGHT = 420  # pixels of plot area per panel (≥ 380 readable)
+WEBGL_ABOVE = 40  # lines: above this many, traces are WebGL (scattergl) so the browser stays responsive
+
+
+def assign_slots(selected: Sequence[str], previous: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Palette slots for the selected runs, in selection order: a run keeps its slot while it stays
+    selected, a newly selected run takes the lowest free one (colour = ``PALETTE[slot % 20]``)."""
+    previous = previous or {}
+    slots = {run_id: previous[run_id] for run_id in selected if run_id in previous}
+    used = set(slots.values())
+    free = (slot for slot in range(len(selected) + len(used) + 1) if slot not in used)
+    for run_id in selected:
+        if run_id not in slots:
+            slots[run_id] = next(free)
+    return {run_id: slots[run_id] for run_id in selected}
+
+
+def slot_color(slot: int) -> str:
+    return PALETTE[slot % len(PALETTE)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """What one legend entry of :func:`metric_panels` draws: a run, or a seed group's mean with a band.
+
+    ``name`` is the short legend name, ``hover`` the full one (both plain text). A run has its
+    ``history`` and its kept epoch's record (``kept``: the star); a group has ``curves``: per
+    metric a frame with columns x, mean, std, min, max, n (see ``analysis.comparison.group_curve``).
+    """
+
+    key: str
+    name: str
+    hover: str
+    color: str
+    history: Sequence[Mapping] = ()
+    kept: Mapping | None = None
+    curves: Mapping[str, pd.DataFrame] | None = None
+    legend: str | None = None  # a shared legend heading (colour by a parameter: "optimizer = adam")
+
+    def points(self, metric: str, x: str, band: str = "std"):
+        """(xs, ys, lower, upper): the band is None for a run."""
+        if self.curves is None:
+            xs, ys = _series(list(self.history), metric, x)
+            return xs, ys, None, None
+        frame = self.curves[metric]
+        mean = frame["mean"].to_numpy(float)
+        if band == "minmax":
+            lower, upper = frame["min"].to_numpy(float), frame["max"].to_numpy(float)
+        else:
+            spread = np.nan_to_num(frame["std"].to_numpy(float))
+            lower, upper = mean - spread, mean + spread
+        return frame["x"].to_numpy(float), mean, lower, upper
+
+
+def _rgba(color: str, alpha: float) -> str:
+    color = color.lstrip("#")
+    r, g, b = (int(color[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def metric_panels(lines: Sequence[Line], *, x: str = "epoch", smoothing: float = 0.0, log_y: bool = False,
+                  full_range: bool = False, band: str = "std", panels: Sequence[str] = tuple(PANELS)):
+    """One panel per metric (loss, accuracy), each overlaying every line: training solid,
+    validation dashed, on a shared x-axis; hover names the run, the epoch and the value.
+
+    The y range of each panel is robust (outlier curves do not flatten the others) unless
+    ``full_range``; ``log_y`` puts the loss panel on a log scale. Smoothing draws the smoothed
+    curve over the faint raw one in the same colour; the kept epoch's star sits on the drawn
+    validation-accuracy curve. Returns ``(figure, ranges)``: per panel its
+    :class:`~mnistlab.analysis.comparison.RobustRange` (to say which curves it leaves out).
+    """
+    from mnistlab.analysis.comparison import robust_range
+
+    _check_x(x)
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(map(repr, BANDS))}, got {band!r}")
+    unknown = [p for p in panels if p not in PANELS]
+    if unknown:
+        raise ValueError(f"panels must be among {', '.join(map(repr, PANELS))}, got {unknown!r}")
+    many = len(lines) > WEBGL_ABOVE
+    trace = go.Scattergl if many else go.Scatter
+    rows = len(panels)
+    spacing = 0.1 / max(rows - 1, 1) if rows > 1 else 0.0
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=spacing)
+    ranges = {}
+    x_format = "%{x}" if x == "epoch" else "%{x:.1f} s"
+    x_word = "epoch " if x == "epoch" else ""
+    for row, panel in enumerate(panels, start=1):
+        log = log_y and panel == "loss"
+        drawn: dict[str, list] = {}
+        titled: set[str] = set()
+        for line in lines:
+            name, hover = html_text(line.name, limit=120), html_text(line.hover, limit=300)
+            group = line.legend or line.key
+            for metric, dash in zip(PANELS[panel], ("solid", "dash")):
+                xs, ys, lower, upper = line.points(metric, x, band)
+                if not len(xs):
+                    continue
+                split = "training" if dash == "solid" else "validation"
+                common = dict(legendgroup=group, showlegend=False)
+                if lower is not None:
+                    fig.add_trace(trace(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([upper, lower[::-1]]),
+                                        fill="toself", fillcolor=_rgba(line.color, 0.12), line=dict(width=0),
+                                        hoverinfo="skip", mode="lines", **common), row=row, col=1)
+                    drawn.setdefault(line.key, []).extend([*upper, *lower])
+                if smoothing > 0:
+                    fig.add_trace(trace(x=xs, y=ys, mode="lines", line=dict(color=line.color, dash=dash, width=1),
+                                        opacity=0.25, hoverinfo="skip", **common), row=row, col=1)
+                    ys = smooth(ys, smoothing)
+                drawn.setdefault(line.key, []).extend(ys)
+                show = row == 1 and dash == "solid"
+                heading = {}
+                if show and line.legend and group not in titled:
+                    titled.add(group)
+                    heading = dict(legendgrouptitle_text=html_text(line.legend, limit=120))
+                fig.add_trace(trace(**heading,
+                    x=xs, y=ys, mode="lines+markers" if len(xs) < 40 and not many else "lines", name=name,
+                    line=dict(color=line.color, dash=dash, width=2 if not many else 1.5), marker=dict(size=4),
+                    legendgroup=group, showlegend=show,
+                    hovertemplate=f"<b>{name}</b> · {split}<br>{x_word}{x_format}: %{{y:.4f}}<br>"
+                                  f"<span style='font-size:10px'>{hover}</span><extra></extra>"), row=row, col=1)
+                if (metric == "val_accuracy" and not many and line.kept is not None
+                        and line.kept.get(metric) is not None):  # stars only while they can be told apart
+                    at = np.flatnonzero(xs == float(line.kept[x])) if line.kept.get(x) is not None else []
+                    if len(at):
+                        fig.add_trace(trace(
+                            x=[xs[at[0]]], y=[ys[at[0]]], mode="markers", legendgroup=group, showlegend=False,
+                            marker=dict(symbol="star", size=13, color=line.color, line=dict(color="black", width=1)),
+                            hovertemplate=f"<b>{name}</b><br>kept epoch {html_text(line.kept.get('epoch'))}: "
+                                          "val acc %{y:.4f}<extra></extra>"), row=row, col=1)
+        found = robust_range({key: np.asarray(values, float) for key, values in drawn.items()}, log=log)
+        ranges[panel] = found
+        axis = dict(title_text=f"{panel} (log)" if log else panel, type="log" if log else "linear")
+        if not full_range and found is not None:
+            axis["range"] = found.plotly_range(log)
+        fig.update_yaxes(row=row, col=1, **axis)
+    for name, dash in (("training", "solid"), ("validation", "dash")):  # what solid and dashed mean
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line=dict(color="#666", dash=dash),
+                                 legendgroup=f"key-{name}", legendrank=2000), row=1, col=1)
+    if x == "epoch":
+        longest = max((len(line.points(PANELS[panels[0]][0], x, band)[0]) for line in lines), default=1)
+        fig.update_xaxes(dtick=max(1, longest // 10))
+    fig.update_xaxes(title_text=html_text(X_AXES[x]), row=rows, col=1)
+    height = rows * PANEL_HEIGHT + (rows - 1) * 40 + 90
+    _layout(fig, height=height, hovermode="closest", margin=dict(l=10, r=10, t=30, b=50),
+            legend=dict(orientation="v", x=1.01, y=1, yanchor="top", font=dict(size=11), groupclick="togglegroup",
+                        title=dict(text="groups" if any(line.curves is not None for line in lines) else "runs")))
+    return fig, ranges
+
+
+def run_lines(runs: Sequence[Run], colors: Mapping[str, str], names: Mapping[str, str] | None = None,
+              legends: Mapping[str, str] | None = None) -> list[Line]:
+    """One :class:`Line` per run: its legend name (default: its label), full label on hover;
+    ``legends``: a legend heading per run id (runs coloured by a parameter)."""
+    names, legends = names or {}, legends or {}
+    return [Line(run.run_id, names.get(run.run_id, run.label), f"{run.label} · {run.run_id[:6]}", colors[run.run_id],
+                 history=run.history, kept=run.kept_record, legend=legends.get(run.run_id)) for run in runs]
+
+
+def group_lines(groups, colors: Mapping[str, str], x: str = "epoch",
+                legends: Mapping[str, str] | None = None) -> list[Line]:
+    """One :class:`Line` per seed group (its mean and band); ``colors`` and ``legends`` by group key.
+
+    The curves average the group's finished runs: a diverged seed (a loss of thousands, then
+    nothing) would make the mean meaningless, so it is left out and the hover says so."""
+    from mnistlab.analysis.comparison import group_curve
+
+    legends = legends or {}
+    lines = []
+    for group in groups:
+        finished = [r for r in group.runs if r.is_finished] or list(group.runs)
+        curves = {metric: group_curve(finished, metric, x) for metric in METRICS}
+        hover = f"{group.runs[0].config.replace(seed=0).label()} · mean of {len(finished)} seed(s)"
+        if len(finished) < group.n:
+            hover += f"; {group.n - len(finished)} diverged seed(s) left out"
+        lines.append(Line(group.key, group.name, hover, colors[group.key], curves=curves,
+                          legend=legends.get(group.key)))
+    return lines
+
+
+#: Parallel coordinates: how each configuration field shows as an axis.
+_AXIS_NAMES = {"task": "task", "arch": "architecture", "epochs": "epochs", "batch_size": "batch size",
+               "optimizer": "optimizer", "learning_rate": "learning rate (log10)", "validation": "validation",
+               "validation_size": "validation size", "train_size": "fit images", "patience": "patience",
+               "seed": "seed", "precision": "precision"}
+
+
+def parallel_coordinates(frame: pd.DataFrame, fields: Sequence[str], target: str = "val_accuracy",
+                         target_name: str = "val accuracy") -> go.Figure:
+    """One line per run through the hyperparameters that vary, coloured by ``target``.
+
+    Text columns become axes of their values (ticks named); the learning rate is drawn on a
+    log10 axis. Rows without a target (diverged runs) are left out: the caller says so.
+    """
+    rows = frame[pd.to_numeric(frame[target], errors="coerce").notna()]
+    dimensions = []
+    for field in fields:
+        values = rows[field]
+        label = html_text(_AXIS_NAMES.get(field, field))
+        numeric = pd.to_numeric(values, errors="coerce")
+        if values.notna().all() and numeric.notna().all():
+            numbers = np.log10(numeric.astype(float)) if field == "learning_rate" else numeric.astype(float)
+            dimensions.append(dict(label=label, values=numbers))
+        else:  # categories (None is one of them: 'none')
+            text = values.map(lambda v: "none" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            categories = sorted(text.unique(), key=_category_order)
+            codes = text.map({c: i for i, c in enumerate(categories)})
+            dimensions.append(dict(label=label, values=codes, tickvals=list(range(len(categories))),
+                                   ticktext=[html_text(c, limit=30) for c in categories]))
+    score = rows[target].astype(float)
+    dimensions.append(dict(label=html_text(target_name), values=score))
+    fig = go.Figure(go.Parcoords(
+        line=dict(color=score, colorscale="Viridis", showscale=False),  # the last axis is the colour's key
+        dimensions=dimensions, labelangle=0, labelside="top"))
+    _layout(fig, height=420, margin=dict(l=60, r=40, t=70, b=30), hovermode=False)
+    return fig
+
+
+def _category_order(value: str) -> tuple:
+    """Numbers in numeric order first, then words in alphabetical order."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def importance_bars(fields: Sequence[str], values: Sequence[float], stds: Sequence[float],
+                    title: str = "What mattered") -> go.Figure:
+    """Permutation importances as horizontal bars (largest on top) with their spread over folds."""
+    order = np.argsort(values)
+    names = [html_text(_AXIS_NAMES.get(fields[i], fields[i])) for i in order]
+    fig = go.Figure(go.Bar(x=[values[i] for i in order], y=names, orientation="h", marker_color="#1f77b4",
+                           error_x=dict(type="data", array=[stds[i] for i in order], color="#888", thickness=1),
+                           hovertemplate="%{y}: %{x:.4f} drop in R²<extra></extra>"))
+    _layout(fig, height=90 + 34 * len(fields), hovermode="closest", title=dict(text=html_text(title), font_size=13),
+            xaxis=dict(title="drop in R² when shuffled"), margin=dict(l=10, r=10, t=40, b=40))
     return fig
 
 

@@ -5,9 +5,15 @@ Each view (Compare, Inspect, Filters) turns into a flat ``dict[str, str]`` for
 it returns the view it could read plus one short message per thing it ignored (unknown run
 ids, malformed numbers, path fragments, oversized lists, wrong types).
 
-A link names each run by its id *and* carries its compact configuration
-(``cnn~epochs:3~batch_size:200``), so a recipient whose store lacks the run can train
-exactly it. The data source is never in a link: paths mean nothing on another machine.
+A link names each run by its id, or by a short unique prefix of it (4 to 16 hex characters,
+:func:`short_names`; the page resolves it with :func:`resolve`), *and*, while the whole
+query stays within :data:`LINK_BUDGET` characters, carries its compact configuration
+(``cnn~e:3~b:200``), so a recipient whose store lacks the run can train exactly it. Past
+the budget a Compare link names its runs only (:meth:`CompareView.link_fit` says so). The
+data source is never in a link: paths mean nothing on another machine.
+
+Values read from a link (the search text above all) are untrusted plain text: this module
+only parses them; pages must show them escaped, never as Markdown or HTML.
 """
 
 from __future__ import annotations
@@ -18,13 +24,28 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from mnistlab.analysis.filters import MAX_KERNEL_SIZE, PADDINGS, PRESETS, validate_kernel
-from mnistlab.runs.config import FIELDS, RunConfig
+from mnistlab.runs.config import FIELDS, RunConfig, arch_field
 from mnistlab.views.charts import METRICS, X_AXES
 
-MAX_RUNS = 12
+#: The most runs a Compare link names; a longer list keeps the first ones, with a message.
+MAX_RUNS = 300
+#: The cap of the run lists other views read (the Playground loads every model it names).
+MAX_LIST_RUNS = 12
+#: The most characters of a whole query string (as :func:`link` writes it) a Compare link may take.
+LINK_BUDGET = 8000
 MAX_VALUE_LENGTH = 2000
+MAX_TEXT_LENGTH = 100  # the search text and the sweep name
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
-COMPARE_MODES = ("side by side", "overlay")
+#: A run reference in a link: a full id or a prefix of at least 4 hex characters.
+RUN_REF = re.compile(r"^[0-9a-f]{4,16}$")
+MIN_PREFIX = 4
+COMPARE_MODES = ("panels", "side by side")
+#: Old mode names still read from old links (silently), and what they mean now.
+OLD_COMPARE_MODES = {"overlay": "panels"}
+BANDS = ("std", "minmax")
+STATUSES = ("finished", "diverged")
+#: At most this many ignored runs get a message each; the rest are counted in one more.
+_MAX_RUN_MESSAGES = 5
 # Configuration fields a link may carry: those with a short key in the table (never ``data``;
 # ``arch`` leads the compact form without a key).
 _KEYS = {field.link: name for name, field in FIELDS.items() if field.link}
@@ -34,11 +55,47 @@ _KEYS = {field.link: name for name, field in FIELDS.items() if field.link}
 class RunRef:
     """A run named by a link: its id, and its configuration when the link carries one."""
 
-    run_id: str
+    run_id: str  # as the link gives it: a full 16-hex id or a prefix of at least 4 hex characters
     config: RunConfig | None = None
 
-    def encode(self) -> str:
-        return self.run_id if self.config is None else f"{self.run_id}~{encode_config(self.config)}"
+    @property
+    def is_prefix(self) -> bool:
+        """Whether the link names the run by a prefix of its id (the page resolves it)."""
+        return len(self.run_id) < 16
+
+    def encode(self, name: str | None = None, config: bool = True) -> str:
+        """``name`` (default: the id) and, when ``config`` and known, ``~`` and the compact configuration."""
+        text = self.run_id if name is None else name
+        return text if self.config is None or not config else f"{text}~{encode_config(self.config)}"
+
+
+def short_names(run_ids, minimum: int = MIN_PREFIX) -> dict[str, str]:
+    """Each id's shortest prefix of at least ``minimum`` characters that no other of ``run_ids`` starts with."""
+    ids = sorted(set(run_ids))
+    names: dict[str, str] = {}
+    for i, run_id in enumerate(ids):
+        shared = 0
+        for other in (ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None):
+            if other is not None:
+                n = 0
+                while n < min(len(run_id), len(other)) and run_id[n] == other[n]:
+                    n += 1
+                shared = max(shared, n)
+        names[run_id] = run_id[:max(minimum, shared + 1)]
+    return names
+
+
+def resolve(ref: RunRef | str, run_ids) -> tuple[str, ...]:
+    """The ids among ``run_ids`` that a link's reference names: one, none (unknown) or several (ambiguous)."""
+    text = ref.run_id if isinstance(ref, RunRef) else ref
+    if not isinstance(text, str) or not RUN_REF.match(text):
+        return ()
+    return tuple(run_id for run_id in run_ids if run_id.startswith(text))
+
+
+def query_length(params: Mapping[str, str]) -> int:
+    """The characters these parameters take in a link's query string (as :func:`link` writes them)."""
+    return len(urlencode(params, safe=",~:"))
 
 
 def encode_config(config: RunConfig) -> str:
@@ -82,12 +139,18 @@ def decode_config(text: str, data: str = "auto") -> RunConfig:
 
 def _values(params: Mapping[str, Any], key: str) -> str | None:
     """One parameter as a string, or None; lists (repeated keys) take the last value."""
-    value = params.get(key)
+    try:
+        value = params.get(key)
+    except Exception:  # noqa: BLE001  # not a mapping, or one that fails: as if the key were absent
+        return None
     if isinstance(value, (list, tuple)):
         value = value[-1] if value else None
     if value is None:
         return None
-    return str(value)
+    try:
+        return value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001  # parsing never raises: an unprintable value is absent
+        return None
 
 
 class _Reader:
@@ -127,28 +190,79 @@ class _Reader:
             self.messages.append(f"Ignored the link's '{key}' ({value[:40]!r}): expected {kind} in [{lo:g}, {hi:g}].")
             return default
 
-    def runs(self, key: str) -> tuple[RunRef, ...]:
-        """A comma-separated list of runs, without repeats, cut to MAX_RUNS (with a message)."""
+    def flag(self, key: str) -> bool:
+        """``1`` or ``0`` (default: off)."""
+        return self.choice(key, ("0", "1"), "0") == "1"
+
+    def choices(self, key: str, allowed, words: str | None = None) -> tuple[str, ...]:
+        """A comma-separated list of allowed values, without repeats; others dropped with one message."""
+        return self._list(key, lambda v: v if v in allowed else None,
+                          words or "one of " + ", ".join(allowed))
+
+    def numbers(self, key: str, lo: int, hi: int) -> tuple[int, ...]:
+        """A comma-separated list of whole numbers in [lo, hi], without repeats; others dropped with one message."""
+        def one(text):
+            try:
+                number = int(text)
+            except ValueError:
+                return None
+            return number if lo <= number <= hi else None
+        return self._list(key, one, f"whole numbers in [{lo}, {hi}]")
+
+    def _list(self, key, convert, words) -> tuple:
+        listed = self.text(key)
+        if not listed:
+            return ()
+        kept, dropped = [], []
+        for entry in listed.split(","):
+            if not entry:
+                continue
+            value = convert(entry)
+            if value is None:
+                dropped.append(entry)
+            elif value not in kept:
+                kept.append(value)
+        if dropped:
+            shown = ", ".join(repr(v[:40]) for v in dropped[:3]) + (f" and {len(dropped) - 3} more"
+                                                                    if len(dropped) > 3 else "")
+            self.messages.append(f"Ignored {shown} in the link's '{key}': expected {words}.")
+        return tuple(kept)
+
+    def runs(self, key: str, limit: int = MAX_LIST_RUNS, prefix: bool = False) -> tuple[RunRef, ...]:
+        """A comma-separated list of runs, without repeats, cut to ``limit`` (with a message).
+
+        ``prefix``: accept a prefix of an id (4 to 16 hex characters) as well as a full id.
+        """
         runs: list[RunRef] = []
-        listed = self.text(key, limit=50 * MAX_VALUE_LENGTH)  # a long list is cut to MAX_RUNS below
+        listed = self.text(key, limit=50 * MAX_VALUE_LENGTH)  # a long list is cut to the limit below
         if listed:
             entries = [e for e in listed.split(",") if e]
-            if len(entries) > MAX_RUNS:
-                self.messages.append(f"The link names {len(entries)} runs; only the first {MAX_RUNS} are shown.")
-                entries = entries[:MAX_RUNS]
+            if len(entries) > limit:
+                self.messages.append(f"The link names {len(entries):,} runs; only the first {limit} are kept "
+                                     f"(a link holds at most {limit} runs).")
+                entries = entries[:limit]
+            inner = _Reader({})
+            seen: set[str] = set()
             for entry in entries:
-                ref = self.run(key, entry)
-                if ref is not None and ref.run_id not in [r.run_id for r in runs]:
+                ref = inner.run(key, entry, prefix=prefix)
+                if ref is not None and ref.run_id not in seen:
+                    seen.add(ref.run_id)
                     runs.append(ref)
+            self.messages.extend(inner.messages[:_MAX_RUN_MESSAGES])
+            if len(inner.messages) > _MAX_RUN_MESSAGES:
+                self.messages.append(f"Ignored {len(inner.messages) - _MAX_RUN_MESSAGES} more run references or "
+                                     f"configurations in the link's '{key}'.")
         return tuple(runs)
 
-    def run(self, key: str, text: str | None = None) -> RunRef | None:
+    def run(self, key: str, text: str | None = None, prefix: bool = False) -> RunRef | None:
+        """One run reference, ``<id>`` or ``<id>~<compact configuration>``; ``prefix``: the id may be a prefix."""
         text = self.text(key) if text is None else text
         if not text:
             return None
         run_id, _, compact = text.partition("~")
-        if not RUN_ID.match(run_id):
-            self.messages.append(f"Ignored a run in the link's '{key}' ({run_id[:40]!r}): not a run id.")
+        if not (RUN_REF if prefix else RUN_ID).match(run_id):
+            what = "4 to 16 lowercase hex characters" if prefix else "16 lowercase hex characters"
+            self.messages.append(f"Ignored a run in the link's '{key}' ({run_id[:40]!r}): not a run id ({what}).")
             return None
         config = None
         if compact:
@@ -160,32 +274,128 @@ class _Reader:
 
 
 # -- Compare ---------------------------------------------------------------------------
+#: CompareView's fields after ``runs``, with their link keys, in the order links write them.
+COMPARE_KEYS = {
+    "mode": "mode", "metric": "metric", "x": "x", "smoothing": "smoothing", "log_y": "logy",
+    "full_range": "full", "groups": "groups", "band": "band", "color_by": "color", "tasks": "ft", "archs": "fa",
+    "optimizers": "fo", "batch_sizes": "fb", "statuses": "fs", "search": "q", "sweep": "sweep",
+}
+#: What Compare may colour runs by: each run apart, or one of the configuration fields.
+COLOR_BY = ("run", *FIELDS)
+
+
 @dataclasses.dataclass(frozen=True)
 class CompareView:
+    """The Compare page's view. Lists may be given as lists; they are kept as tuples."""
+
     runs: tuple[RunRef, ...] = ()
-    mode: str = "side by side"
-    metric: str = "val_accuracy"
+    mode: str = "panels"  # "panels": one panel per metric, all runs overlaid; "side by side": one panel per run
+    metric: str = "val_accuracy"  # old links' overlay metric; read and written, unused by the page
     x: str = "epoch"
     smoothing: float = 0.0
+    log_y: bool = False
+    full_range: bool = False  # every value, not the robust range
+    groups: bool = False  # seeds of one configuration as one group
+    band: str = "std"  # a group's band: mean ± std or min..max
+    color_by: str = "run"
+    tasks: tuple[str, ...] = ()  # filters; empty: all
+    archs: tuple[str, ...] = ()
+    optimizers: tuple[str, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()
+    search: str = ""
+    sweep: str = ""
 
-    def to_params(self) -> dict[str, str]:
-        params = {"runs": ",".join(ref.encode() for ref in self.runs)} if self.runs else {}
-        defaults = CompareView()
-        for name in ("mode", "metric", "x", "smoothing"):
+    def __post_init__(self):
+        for name in ("runs", "tasks", "archs", "optimizers", "batch_sizes", "statuses"):
             value = getattr(self, name)
-            if value != getattr(defaults, name):
-                params[name] = f"{value:g}" if isinstance(value, float) else str(value)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+    def _settings(self) -> dict[str, str]:
+        """The link parameters of everything but the runs, each only when not the default."""
+        params: dict[str, str] = {}
+        defaults = CompareView()
+        for name, key in COMPARE_KEYS.items():
+            value = getattr(self, name)
+            if value == getattr(defaults, name):
+                continue
+            if isinstance(value, bool):
+                params[key] = "1" if value else "0"
+            elif isinstance(value, float):
+                params[key] = f"{value:g}"
+            elif isinstance(value, tuple):
+                params[key] = ",".join(str(v) for v in value)
+            else:
+                params[key] = str(value)
         return params
+
+    def link_fit(self, names: Mapping[str, str] | None = None,
+                 budget: int = LINK_BUDGET) -> tuple[dict[str, str], bool]:
+        """The link parameters within ``budget`` characters, and whether run configurations were left out.
+
+        Runs are written by ``names[run_id]`` (a short unique prefix of the id) where given, else by
+        their id; with their compact configurations while the whole query fits in ``budget``,
+        else without any (a recipient without the runs then needs a bundle). ValueError when
+        even that does not fit, or when a name is not a prefix of its run's id.
+        """
+        names = names or {}
+        labels = []
+        for ref in self.runs:
+            name = names.get(ref.run_id)
+            if name is None:
+                name = ref.run_id
+            elif not isinstance(name, str) or not RUN_REF.match(name) or not ref.run_id.startswith(name):
+                raise ValueError(f"the link name {name!r} of run {ref.run_id!r} is not a prefix of its id "
+                                 f"of 4 to 16 hex characters")
+            labels.append(name)
+        settings = self._settings()
+
+        def params(configs: bool) -> dict[str, str]:
+            runs = ",".join(ref.encode(label, config=configs) for ref, label in zip(self.runs, labels))
+            return {"runs": runs, **settings} if runs else dict(settings)
+
+        full = params(True)
+        if query_length(full) <= budget:
+            return full, False
+        bare = params(False)
+        if query_length(bare) <= budget:
+            return bare, any(ref.config is not None for ref in self.runs)
+        raise ValueError(f"a link to these {len(self.runs)} runs takes {query_length(bare):,} characters even "
+                         f"without their configurations, more than the {budget:,} a link may take; share the "
+                         f"HTML report or a bundle instead")
+
+    def to_params(self, names: Mapping[str, str] | None = None, budget: int = LINK_BUDGET) -> dict[str, str]:
+        """The link parameters (see :meth:`link_fit`)."""
+        return self.link_fit(names, budget)[0]
 
 
 def parse_compare(params: Mapping[str, Any]) -> tuple[CompareView, list[str]]:
+    """The Compare view a link's parameters name, and one message per thing ignored. Never raises."""
     read = _Reader(params)
+    mode = read.text("mode")
+    if mode in OLD_COMPARE_MODES:
+        mode = OLD_COMPARE_MODES[mode]
+    elif mode is not None:
+        mode = read.choice("mode", COMPARE_MODES, "panels")
     view = CompareView(
-        runs=read.runs("runs"),
-        mode=read.choice("mode", COMPARE_MODES, "side by side"),
+        runs=read.runs("runs", limit=MAX_RUNS, prefix=True),
+        mode=mode or "panels",
         metric=read.choice("metric", tuple(METRICS), "val_accuracy"),
         x=read.choice("x", tuple(X_AXES), "epoch"),
         smoothing=read.number("smoothing", 0.0, 0.95, 0.0),
+        log_y=read.flag("logy"),
+        full_range=read.flag("full"),
+        groups=read.flag("groups"),
+        band=read.choice("band", BANDS, "std"),
+        color_by=read.choice("color", COLOR_BY, "run"),
+        tasks=read.choices("ft", FIELDS["task"].choices),
+        archs=read.choices("fa", arch_field().choices),
+        optimizers=read.choices("fo", FIELDS["optimizer"].choices),
+        batch_sizes=read.numbers("fb", int(FIELDS["batch_size"].lo), int(FIELDS["batch_size"].hi)),
+        statuses=read.choices("fs", STATUSES),
+        search=read.text("q", limit=MAX_TEXT_LENGTH) or "",
+        sweep=read.text("sweep", limit=MAX_TEXT_LENGTH) or "",
     )
     return view, read.messages
 
@@ -217,8 +427,8 @@ class InspectView:
 def parse_inspect(params: Mapping[str, Any]) -> tuple[InspectView, list[str]]:
     read = _Reader(params)
     view = InspectView(
-        run=read.run("run"),
-        second=read.run("vs"),
+        run=read.run("run", prefix=True),
+        second=read.run("vs", prefix=True),
         true_class=read.number("true", 0, 9, None, integer=True),
         predicted_class=read.number("pred", 0, 9, None, integer=True),
         normalized=read.choice("norm", ("0", "1"), "0") == "1",

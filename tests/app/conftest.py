@@ -27,6 +27,12 @@ def open_page(page: str, timeout: float = 60) -> AppTest:
     return app
 
 
+def select_runs(app: AppTest, run_ids: list[str]) -> AppTest:
+    """Compare's selection set to these runs, in this order (as ticking their rows one by one does)."""
+    app.session_state["compare_selected"] = list(run_ids)
+    return app.run()
+
+
 @pytest.fixture
 def filled_store(trained_store, monkeypatch):
     store, runs = trained_store

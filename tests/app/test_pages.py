@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from tests.app.conftest import PAGES, open_page
+from tests.app.conftest import PAGES, open_page, select_runs
 from tests.conftest import run_python
 
 
@@ -66,17 +66,24 @@ def test_launching_a_tiny_run_from_train_completes_and_it_appears_on_compare(emp
     assert list(compare.dataframe[0].value["run_id"]) == [finished[0].run_id]
 
 
-def test_selecting_runs_changes_the_comparison_table(filled_store):
+def test_selecting_runs_draws_their_curves_in_panels_or_side_by_side(filled_store):
+    import json
+
     _, runs = filled_store
     app = open_page("pages/compare.py")
-    app.multiselect(key="compare_selected").set_value([runs["mlp"].run_id]).run()
-    assert list(app.dataframe[1].value["run_id"]) == [runs["mlp"].run_id]
-    app.multiselect(key="compare_selected").set_value([runs["mlp"].run_id, runs["cnn"].run_id]).run()
-    assert list(app.dataframe[1].value["run_id"]) == [runs["mlp"].run_id, runs["cnn"].run_id]
-    app.radio(key="compare_mode").set_value("overlay").run()
+
+    def legend():
+        spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+        return [t["name"] for t in spec["data"] if t.get("showlegend") and t["name"] not in ("training", "validation")]
+
+    select_runs(app, [runs["mlp"].run_id])
+    assert legend() == ["mlp"]
+    select_runs(app, [runs["mlp"].run_id, runs["cnn"].run_id])
+    assert legend() == ["mlp", "cnn"]  # only what differs: the architecture
+    app.button_group(key="compare_mode").set_value("side by side").run()
     app.slider(key="compare_smoothing").set_value(0.5).run()
     assert errors(app) == []
-
+    assert app.get("plotly_chart")[0].proto.id != ""
 
 def test_filtering_the_table_by_architecture(filled_store):
     app = open_page("pages/compare.py")
@@ -151,7 +158,7 @@ def test_deleting_the_selected_runs_from_compare(filled_store, tmp_path, monkeyp
     shutil.copytree(store.root, copy, ignore=shutil.ignore_patterns(".locks", ".progress", ".tmp"))
     monkeypatch.setenv("MNISTLAB_STORE", str(copy))
     app = open_page("pages/compare.py")
-    app.multiselect(key="compare_selected").set_value([runs["mlp"].run_id]).run()
+    select_runs(app, [runs["mlp"].run_id])
     app.button(key="compare_delete").click().run()
     assert errors(app) == []
     from mnistlab import RunStore

@@ -25,7 +25,7 @@ def counted(trained_store, tmp_path, monkeypatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     calls = {"read": 0, "chart": 0}
-    read, draw = records.read_run_files, charts.side_by_side
+    read, draw = records.read_run_files, charts.metric_panels
 
     def counting_read(*args, **kwargs):
         calls["read"] += 1
@@ -36,7 +36,7 @@ def counted(trained_store, tmp_path, monkeypatch):
         return draw(*args, **kwargs)
 
     monkeypatch.setattr(records, "read_run_files", counting_read)
-    monkeypatch.setattr(charts, "side_by_side", counting_draw)
+    monkeypatch.setattr(charts, "metric_panels", counting_draw)
     yield root, runs, calls
     st.cache_resource.clear()
 

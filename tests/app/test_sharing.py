@@ -1,6 +1,6 @@
 
 from mnistlab.views.share import encode_config
-from tests.app.conftest import open_link, open_page
+from tests.app.conftest import open_link, open_page, select_runs
 from tests.conftest import tiny_config
 
 
@@ -11,20 +11,23 @@ def errors(app):
 def test_compare_view_round_trips_through_the_link(filled_store):
     _, runs = filled_store
     app = open_page("pages/compare.py")
-    app.multiselect(key="compare_selected").set_value([runs["cnn"].run_id, runs["mlp"].run_id]).run()
-    app.radio(key="compare_mode").set_value("overlay").run()
-    app.selectbox(key="compare_metric").set_value("loss").run()
-    app.radio(key="compare_x").set_value("elapsed").run()
+    select_runs(app, [runs["cnn"].run_id, runs["mlp"].run_id])
+    app.button_group(key="compare_mode").set_value("side by side").run()
+    app.button_group(key="compare_x").set_value("elapsed").run()
     app.slider(key="compare_smoothing").set_value(0.3).run()
+    app.toggle(key="compare_log").set_value(True).run()
+    app.multiselect(key="compare_archs").set_value(["cnn", "mlp"]).run()
     params = dict(app.query_params)
-    assert params["runs"].startswith(runs["cnn"].run_id + "~cnn~")
+    assert params["runs"].startswith(runs["cnn"].run_id[:4])  # short names, with configurations while they fit
+    assert "~cnn~" in params["runs"]
     other = open_link("pages/compare.py", params)
     assert errors(other) == []
-    assert other.multiselect(key="compare_selected").value == [runs["cnn"].run_id, runs["mlp"].run_id]
-    assert other.radio(key="compare_mode").value == "overlay"
-    assert other.selectbox(key="compare_metric").value == "loss"
-    assert other.radio(key="compare_x").value == "elapsed"
+    assert other.session_state["compare_selected"] == [runs["cnn"].run_id, runs["mlp"].run_id]
+    assert other.button_group(key="compare_mode").value == "side by side"
+    assert other.button_group(key="compare_x").value == "elapsed"
     assert other.slider(key="compare_smoothing").value == 0.3
+    assert other.toggle(key="compare_log").value is True
+    assert other.multiselect(key="compare_archs").value == ["cnn", "mlp"]
 
 
 def test_inspect_view_round_trips_through_the_link(filled_store):
@@ -69,7 +72,7 @@ def test_a_link_with_missing_runs_lists_them_and_offers_training(filled_store):
                       f"0123456789abcdef~{encode_config(missing)}"}
     app = open_link("pages/compare.py", params)
     assert errors(app) == []
-    assert app.multiselect(key="compare_selected").value == [runs["mlp"].run_id]
+    assert app.session_state["compare_selected"] == [runs["mlp"].run_id]
     assert any("0123456789abcdef" in m.value and missing.label() in m.value for m in app.markdown)
     assert app.button(key="compare_train_missing").label == "Train the 1 missing run(s)"
 

@@ -14,7 +14,7 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import PAGES, open_link
+from tests.app.conftest import PAGES, open_link, select_runs
 from tests.conftest import ROOT
 from tests.test_text import live_markup
 
@@ -173,7 +173,7 @@ def test_hostile_stored_data_titles_and_reasons_are_shown_as_text(hostile_store,
     app = _open(page)
     assert problems(app) == [], page
     if page == "pages/compare.py":  # every stored run drawn too
-        app.multiselect(key="compare_selected").set_value([r.run_id for r in store.list_runs().runs]).run()
+        select_runs(app, [r.run_id for r in store.list_runs().runs])
         assert problems(app) == []
 
 
