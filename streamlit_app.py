@@ -5,6 +5,7 @@ import streamlit as st
 st.set_page_config(page_title="mnistlab", page_icon="🔢", layout="wide")
 
 from pages import common  # noqa: E402  (after set_page_config)
+from pages.watch import watch  # noqa: E402
 
 page = st.navigation(
     [
@@ -17,5 +18,6 @@ page = st.navigation(
         st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
     ]
 )
+watch()  # every page follows the store: a run finished or stored elsewhere shows within seconds
 common.sidebar()
 page.run()

@@ -91,8 +91,12 @@ def import_box() -> None:
                 imported, present = import_bundle(store(), upload.getvalue())
             except (MnistlabError, OSError) as exc:  # a refused bundle, a read-only instance, the disk
                 st.error(f"Nothing was imported: {md(exc, limit=1000)}", icon=":material/error:")
-            else:
-                st.success(f"Imported {len(imported)} run(s); {len(present)} were already here.")
+            else:  # said after the rerun that shows the imported runs (the store watch reruns anyway)
+                st.session_state["import_done"] = f"Imported {len(imported)} run(s); {len(present)} were already here."
+                st.rerun()
+        done = st.session_state.pop("import_done", None)
+        if done:
+            st.success(done)
 
 
 def resolve_refs(refs, known: dict) -> tuple[list, list]:
@@ -129,6 +133,8 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
 
 def missing_runs_box(missing: list, key: str) -> None:
     """Name the runs a link wants that this store lacks, and offer to train them."""
+    if st.session_state.pop(f"{key}_missing_started", False):
+        st.success("Training started: follow it on the Train page. The runs show here when done.")
     if not missing:
         return
     from mnistlab.runs import worker as jobs
@@ -160,7 +166,8 @@ def missing_runs_box(missing: list, key: str) -> None:
                 st.error(md(exc, limit=1000), icon=":material/error:")
             else:
                 st.session_state[f"{key}_missing"] = []
-                st.success("Training started: follow it on the Train page. The runs show here when done.")
+                st.session_state[f"{key}_missing_started"] = True
+                st.rerun()
 
 
 def show_link_messages(messages: list[str]) -> None:
@@ -283,6 +290,44 @@ def shared(what: str, chosen: list[Run], compute, **options):
     the same runs in the same state, with the same ``options`` (hashable: everything else the
     result depends on). Bounded (64 results); the result is shared, not copied: never change it."""
     return _shared(what, run_state(chosen), tuple(sorted(options.items())), compute)
+
+
+@st.cache_resource(show_spinner=False)
+def _worker_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mnistlab-background")
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _background(what: str, state: tuple, options: tuple, _compute):
+    return _worker_thread().submit(_compute)
+
+
+def background(what: str, chosen: list[Run], compute, **options):
+    """Like :func:`shared`, but ``compute()`` runs in one server-wide worker thread: returns its
+    ``Future`` at once, so a slow estimate never holds up the page (see :func:`when_done`)."""
+    return _background(what, run_state(chosen), tuple(sorted(options.items())), compute)
+
+
+def when_done(job, draw, waiting: str) -> None:
+    """Draw ``draw(result)`` once ``job`` (a Future) is done; until then a caption, polled twice a
+    second in a fragment that reruns the page once when the result is in (then polling stops)."""
+    if job.done():
+        try:
+            result = job.result()
+        except Exception as exc:  # noqa: BLE001  (an estimate that failed must not take the page down)
+            st.caption(f":material/error: {md(waiting, limit=200)} failed: {md(exc, limit=500)}")
+        else:
+            draw(result)
+        return
+
+    def poll() -> None:
+        if job.done():
+            st.rerun(scope="app")
+        st.caption(f":material/hourglass_top: {md(waiting, limit=200)}…")
+
+    st.fragment(poll, run_every=0.5)()
 
 
 def empty_state(what: str) -> None:

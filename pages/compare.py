@@ -284,13 +284,16 @@ if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads bette
                    + (f". {unscored} diverged run(s) have no validation accuracy and are left out." if unscored
                       else "."))
     if right is not None:
-        with right:
-            found = common.shared("importance", shown_runs,
-                                  lambda: comparison.importance(shown, varying_shown), fields=tuple(varying_shown))
+        def draw_importance(found) -> None:
             if found is not None:
                 st.plotly_chart(charts.importance_bars(list(found.fields), list(found.values), list(found.stds)),
                                 key="compare_importance")
                 st.caption(md(found.caption(), limit=1000))
+
+        with right:
+            job = common.background("importance", shown_runs, lambda: comparison.importance(shown, varying_shown),
+                                    fields=tuple(varying_shown))
+            common.when_done(job, draw_importance, "Estimating what mattered")
 
 # -- share, export, delete -----------------------------------------------------------------
 view = share.CompareView(

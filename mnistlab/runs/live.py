@@ -299,6 +299,8 @@ class LiveState:
         self.timeout = float(timeout)
         self._local = threading.local()
         self._inherited: list[sqlite3.Connection] = []  # opened before a fork: never used nor closed here
+        self._poll_lock = threading.Lock()
+        self._poll: tuple[int, int, sqlite3.Connection] | None = None  # (pid, inode of the file, connection)
 
     @classmethod
     def for_store(cls, root: str | os.PathLike, *, read_only: bool = False) -> LiveState:
@@ -735,6 +737,42 @@ class LiveState:
         row = self._read("reading the live state's version", lambda conn: _one(
             conn, "SELECT value FROM meta WHERE key = 'data_version'"), None)
         return int(row[0]) if row else 0
+
+    def activity(self) -> tuple[int, int]:
+        """``(active, ended)``: how many attempts are queued or training, and how many have ended.
+
+        One query, for pages that poll: it moves when an attempt is launched, starts over,
+        finishes, fails or is cleaned up, not with every epoch (as :meth:`data_version` does).
+        (0, 0) without a live state. Any thread may call it: it reads through one read-only
+        connection of its own, kept open (a poll opens no file, and the page's connection keeps
+        the WAL file alive, so the store's folder does not change under the poll).
+        """
+        with self._poll_lock, self._faults("reading the live state's activity"):
+            try:
+                inode = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                inode = None
+            pid, known, conn = self._poll or (None, None, None)
+            if conn is not None and (pid != os.getpid() or known != inode):  # forked, or the file was replaced
+                if pid == os.getpid():
+                    conn.close()
+                self._poll = conn = None
+            if inode is None:
+                return (0, 0)
+            if conn is None:
+                conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=self.timeout,
+                                       isolation_level=None, check_same_thread=False)
+                self._poll = (os.getpid(), inode, conn)
+            try:
+                row = _one(conn, f"SELECT COALESCE(SUM(state IN {_in(ACTIVE)}), 0), "
+                                 f"COALESCE(SUM(state IN {_in(TERMINAL)}), 0) FROM attempts")
+            except sqlite3.DatabaseError as exc:
+                conn.close()  # opened afresh by the next poll
+                self._poll = None
+                if "no such table" in str(exc):
+                    return (0, 0)  # a file whose schema is being created
+                raise
+            return (int(row[0]), int(row[1]))
 
     # -- sweeps: which runs belong to which sweep (two tables of their own) ---------------
     # ``sweeps(name, created_at, spec)`` and ``sweep_runs(sweep, run_id, position)``: a sweep's

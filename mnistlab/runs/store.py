@@ -163,6 +163,20 @@ class Run(RunFiles):
         stored without them. Row ``e`` is the model at the end of epoch ``e + 1``."""
         return self._epochs
 
+    def disk_bytes(self) -> int:
+        """The bytes the run's files take on disk (0 for a file that went away meanwhile)."""
+        try:
+            entries = list(os.scandir(self.path))
+        except OSError:  # deleted meanwhile
+            return 0
+        total = 0
+        for entry in entries:
+            try:
+                total += entry.stat().st_size
+            except OSError:
+                pass
+        return total
+
     @property
     def has_epochs(self) -> bool:
         return self.is_finished and (self.path / "epochs.npz").is_file()
@@ -466,6 +480,36 @@ class RunStore:
 
         runs = self.list_runs().runs if runs is None else runs
         return pd.DataFrame([run.summary_row() for run in runs])
+
+    def state_token(self) -> tuple:
+        """A small value that changes when what the pages show of the store changes; cheap enough to poll.
+
+        A run folder added, removed or replaced (stored, imported, deleted, repaired: each is a
+        rename in the root folder), or an attempt launched, started over or ended
+        (:meth:`LiveState.activity`); not an epoch recorded. The root's entries are listed again
+        only when its modification time moved (SQLite's side files come and go there too, so
+        the time alone would move too often), and no run file is read. Never raises: a store
+        that is missing or cannot be read gives a constant.
+        """
+        try:
+            now = time.time_ns()
+            mtime = os.stat(self.root).st_mtime_ns
+            known = getattr(self, "_root_entries", None)
+            # Reused only if listed clearly after its last change: a change within the same tick of
+            # the file system's clock would keep the same time.
+            if known is None or known[0] != mtime or known[1] - mtime < 50_000_000:
+                with os.scandir(self.root) as entries:
+                    names = frozenset((e.name, e.inode()) for e in entries if not e.name.startswith(".")
+                                      and e.is_dir())
+                known = self._root_entries = (mtime, now, hash(names))
+            folders = known[2]
+        except Exception:  # noqa: BLE001  (missing, unreadable, not a folder: nothing to follow)
+            return ("no store",)
+        try:
+            activity = self.live.activity()
+        except Exception:  # noqa: BLE001  (a live state that cannot be read: named by the pages that read it)
+            activity = None
+        return (folders, activity)
 
     # -- writing -------------------------------------------------------------------
     def check_allowed(self, resolved: Resolved) -> None:

@@ -138,3 +138,19 @@ def test_panels_are_tall_and_legends_name_only_what_differs(tmp_path, monkeypatc
     assert len(legend) == count
     assert all("digits" not in name for name in legend)  # the task is shared: named in the caption instead
     assert "digits" in captions(app)
+
+
+def test_what_mattered_is_estimated_in_the_background_and_then_shown(tmp_path, monkeypatch):
+    import time
+
+    store_with(tmp_path, monkeypatch, synthetic_configs(24))
+    app = open_page("pages/compare.py")
+    assert errors(app) == []
+    assert "What varies across the shown runs" in [h.value for h in app.subheader]
+    deadline = time.monotonic() + 60
+    while "Permutation importance" not in captions(app) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        app.run()
+    assert errors(app) == []
+    assert "Permutation importance" in captions(app)
+    assert "Estimating what mattered" not in captions(app)
