@@ -34,6 +34,8 @@ if link is not None:
     st.session_state.update(inspect_true=ANY if view.true_class is None else view.true_class,
                             inspect_pred=ANY if view.predicted_class is None else view.predicted_class,
                             inspect_normalized=view.normalized)
+    st.session_state["inspect_link_epoch"] = view.epoch
+    st.session_state.pop("inspect_epoch_run", None)  # the slider starts where the link says
 common.missing_runs_box(st.session_state.get("inspect_missing", []), "inspect")
 if not all_runs:
     common.empty_state("inspect")
@@ -93,9 +95,14 @@ except BrokenRun as exc:
     has_epochs = False
 epoch = run.kept_epoch
 if has_epochs and run.metrics["epochs_run"] > 1:
-    if st.session_state.get("inspect_epoch_run") != run.run_id:  # another run: start at its kept epoch
+    if st.session_state.get("inspect_epoch_run") != run.run_id:  # another run: the link's epoch, or the kept one
+        wanted = st.session_state.pop("inspect_link_epoch", None)
         st.session_state["inspect_epoch_run"] = run.run_id
-        st.session_state["inspect_epoch"] = run.kept_epoch
+        st.session_state["inspect_epoch"] = (wanted if wanted is not None and wanted <= run.metrics["epochs_run"]
+                                             else run.kept_epoch)
+        if wanted is not None and wanted > run.metrics["epochs_run"]:
+            st.caption(f":material/link_off: The link asks for epoch {wanted:,}; this run has "
+                       f"{run.metrics['epochs_run']:,}, so its kept epoch is shown.")
     epoch = st.slider("Epoch", 1, run.metrics["epochs_run"], key="inspect_epoch",
                       help="The matrix, the scores and the mistakes of the model at the end of this epoch. "
                            "The run keeps the weights of the starred epoch.")
@@ -214,7 +221,8 @@ if second is not None:
 
 params = share.InspectView(
     run=share.RunRef(run.run_id, run.config), second=share.RunRef(second.run_id, second.config) if second else None,
-    true_class=true_class, predicted_class=predicted_class, normalized=normalized).to_params()
+    true_class=true_class, predicted_class=predicted_class, normalized=normalized,
+    epoch=None if epoch == run.kept_epoch else epoch).to_params()
 common.write_link("inspect", params)
 link_column, model_column, _ = share_slot.columns([1, 1, 3])
 with link_column.popover("Copy share link", icon=":material/share:", width="stretch"):

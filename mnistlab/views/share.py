@@ -408,9 +408,12 @@ class InspectView:
     true_class: int | None = None
     predicted_class: int | None = None
     normalized: bool = False
+    epoch: int | None = None  # the model at the end of this epoch; None: the run's kept model
 
     def to_params(self) -> dict[str, str]:
         params: dict[str, str] = {}
+        if self.epoch is not None:
+            params["epoch"] = str(self.epoch)
         if self.run is not None:
             params["run"] = self.run.encode()
         if self.second is not None:
@@ -432,6 +435,7 @@ def parse_inspect(params: Mapping[str, Any]) -> tuple[InspectView, list[str]]:
         true_class=read.number("true", 0, 9, None, integer=True),
         predicted_class=read.number("pred", 0, 9, None, integer=True),
         normalized=read.choice("norm", ("0", "1"), "0") == "1",
+        epoch=read.number("epoch", 1, FIELDS["epochs"].hi, None, integer=True),
     )
     return view, read.messages
 

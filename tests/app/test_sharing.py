@@ -37,11 +37,15 @@ def test_inspect_view_round_trips_through_the_link(filled_store):
     app.selectbox(key="inspect_second").set_value(runs["cnn"].run_id).run()
     app.selectbox(key="inspect_true").set_value(4).run()
     app.toggle(key="inspect_normalized").set_value(True).run()
+    assert runs["mlp"].metrics["epochs_run"] > 1 and runs["mlp"].kept_epoch != 1
+    app.slider(key="inspect_epoch").set_value(1).run()
+    assert dict(app.query_params)["epoch"] == "1"
     other = open_link("pages/inspect.py", dict(app.query_params))
     assert errors(other) == []
     assert other.selectbox(key="inspect_run").value == runs["mlp"].run_id
     assert other.selectbox(key="inspect_second").value == runs["cnn"].run_id
     assert other.selectbox(key="inspect_true").value == 4 and other.toggle(key="inspect_normalized").value
+    assert other.slider(key="inspect_epoch").value == 1  # the model at the end of epoch 1, as shared
 
 
 def test_filters_view_round_trips_through_the_link(filled_store):
