@@ -1,4 +1,5 @@
-"""Page times on a store of 50 runs: AppTest render times, and "cold" times in a real Chromium.
+"""Page times: AppTest render times on a store of 50 runs, Compare on a store of 300, and "cold"
+times in a real Chromium.
 
 AppTest: each page renders in a fresh process (so a TensorFlow import shows). Ratio = 2 s budget /
 first render time, except that a read-only page (Compare, Inspect, Data, Filters) that imports
@@ -12,14 +13,27 @@ Warm: in that same session, from a click on the page's link in the sidebar (afte
 another page) to the same element. Ratios: cold target 1.5 x floor / cold time; warm 0.5 s / warm time.
 The first round after the server starts (Python imports of the pages) is shown apart.
 
-    python benchmarks/pages.py            # AppTest
-    python benchmarks/pages.py --cold     # AppTest, then Chromium
+Compare at scale (after the AppTest part): a store of 300 synthetic runs written by
+``tests/synthetic.py`` (60 configurations x 5 seeds, one diverged; no training), opened by a link
+that selects 12 of them (``?runs=`` their short id prefixes). Each repeat is a fresh process:
+the app's frame, then Compare's first render (timed; it must select the 12 runs, raise nothing
+and not import TensorFlow); then, once the page's background estimate (the hyperparameter
+importance) is drawn, a rerun with nothing changed, 5 selection changes (each to another 12 runs,
+set in ``compare_selected`` as ticking rows does) and "Select all shown" (300 runs, informative).
+Medians over the repeats (a selection change: the median of each process's 5, then over them).
+Ratios: first render 2 s / its time; selection change 1 s / its time. Also shown: the size of
+the Plotly JSON of the history panels sent for 12 and for 300 selected runs, and their trace
+types (``scattergl`` is WebGL).
+
+    python benchmarks/pages.py            # AppTest, then Compare at scale
+    python benchmarks/pages.py --cold     # the same, then Chromium
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +43,7 @@ from common import ROOT, clone_runs, summary, table
 
 from mnistlab.runs.config import RunConfig
 from mnistlab.runs.store import RunStore
-from tests.serving import free_port, wait_healthy  # noqa: E402
+from tests.serving import free_port, wait_healthy
 
 PAGES = ["train", "compare", "inspect", "filters", "data"]
 READ_ONLY = {"compare", "inspect", "filters", "data"}
@@ -51,6 +65,140 @@ CHILD = ("import json, sys, time\n"
          "again = time.perf_counter() - started\n"
          "print('RESULT', json.dumps({'seconds': first, 'rerun': again, 'errors': [e.value for e in app.exception],\n"
          "      'tensorflow': 'tensorflow' in sys.modules}))\n")
+
+
+SCALE_RUNS, SCALE_SELECTED, SCALE_CHANGES, SCALE_REPEATS = 300, 12, 5, 5
+SCALE_FIRST_BUDGET_S, SCALE_CHANGE_BUDGET_S = 2.0, 1.0
+SCALE_CHILD = (
+    "import collections, json, sys, time\n"
+    "from streamlit.testing.v1 import AppTest\n"
+    "link, changes = json.loads(sys.stdin.read())\n"
+    "errors = []\n"
+    "def check(app, what, want=None):\n"
+    "    errors.extend(f'{what}: {e.value}' for e in app.exception)\n"
+    "    got = list(app.session_state['compare_selected']) if 'compare_selected' in app.session_state else []\n"
+    "    if want is not None and len(got) != want:\n"
+    "        errors.append(f'{what}: {len(got)} runs selected, not {want}')\n"
+    "    return got\n"
+    "def panels(app):\n"
+    "    chart = next((c for c in app.get('plotly_chart') if c.proto.id.endswith('compare_panels')), None)\n"
+    "    if chart is None:\n"
+    "        return None\n"
+    "    types = collections.Counter(t.get('type', 'scatter') for t in json.loads(chart.proto.spec)['data'])\n"
+    "    return {'bytes': len(chart.proto.spec), 'types': dict(types)}\n"
+    "def timed(app):\n"
+    "    started = time.perf_counter()\n"
+    "    app.run()\n"
+    "    return time.perf_counter() - started\n"
+    "app = AppTest.from_file('streamlit_app.py', default_timeout=120)\n"
+    "app.query_params['runs'] = ','.join(link)\n"
+    "frame = timed(app)\n"
+    "app.switch_page('pages/compare.py')\n"
+    "first = timed(app)\n"
+    "first_ids = check(app, 'first render', len(link))\n"
+    "tensorflow = 'tensorflow' in sys.modules\n"
+    "chart12 = panels(app)\n"
+    "started = time.perf_counter()\n"  # the background estimate: polled as the page's fragment does
+    "importance = None\n"
+    "while time.perf_counter() - started < 60:\n"
+    "    if any(c.proto.id.endswith('compare_importance') for c in app.get('plotly_chart')):\n"
+    "        importance = time.perf_counter() - started\n"
+    "        break\n"
+    "    time.sleep(0.5)\n"
+    "    app.run()\n"
+    "rerun = sorted(timed(app) for _ in range(3))[1]\n"
+    "check(app, 'rerun', len(link))\n"
+    "change = []\n"
+    "for ids in changes:\n"
+    "    app.session_state['compare_selected'] = ids\n"
+    "    change.append(timed(app))\n"
+    "    if check(app, 'selection change', len(ids)) != ids:\n"
+    "        errors.append('selection change: not the runs set')\n"
+    "started = time.perf_counter()\n"
+    "app.button(key='compare_select_all').click().run()\n"
+    "all_s = time.perf_counter() - started\n"
+    "n_all = len(check(app, 'select all'))\n"
+    "chart_all = panels(app)\n"
+    "rerun_all = timed(app)\n"
+    "check(app, 'rerun with all selected')\n"
+    "print('RESULT', json.dumps({'frame': frame, 'first': first, 'first_selected': len(first_ids),\n"
+    "      'importance': importance, 'rerun': rerun, 'change': change, 'all': all_s, 'n_all': n_all,\n"
+    "      'rerun_all': rerun_all, 'chart12': chart12, 'chart_all': chart_all, 'errors': errors,\n"
+    "      'tensorflow': tensorflow}))\n")
+
+
+def compare_at_scale() -> None:
+    """Compare on a store of 300 synthetic runs, 12 selected by a link: first render, selection changes."""
+    import time
+
+    from mnistlab.analysis.comparison import unique_prefixes
+    from tests.synthetic import synthetic_configs, write_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(Path(tmp) / "runs")
+        started = time.perf_counter()
+        ids = write_runs(store, synthetic_configs(SCALE_RUNS, seeds=5), data="sample", diverged=(7,))
+        written_s = time.perf_counter() - started
+        # disjoint sets of 12, each spread over the whole store (every 25th run in the order written)
+        step = len(ids) // SCALE_SELECTED
+        sets = [ids[k::step][:SCALE_SELECTED] for k in range(SCALE_CHANGES + 1)]
+        prefixes = unique_prefixes(sets[0], ids)
+        job = json.dumps([[prefixes[rid] for rid in sets[0]], sets[1:]])
+        env = {**os.environ, "MNISTLAB_STORE": str(store.root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
+        results = []
+        for _ in range(SCALE_REPEATS):
+            out = subprocess.run([sys.executable, "-c", SCALE_CHILD], input=job, cwd=ROOT, env=env,
+                                 capture_output=True, text=True, check=False)
+            if out.returncode or "RESULT" not in out.stdout:
+                raise SystemExit(f"the Compare-at-scale child failed:\n{out.stderr[-3000:]}")
+            results.append(json.loads(out.stdout.split("RESULT", 1)[1]))
+
+    def med(key):
+        values = [r[key] for r in results if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    def spread(values):
+        return f"{min(values):.2f}-{max(values):.2f}"
+
+    first, change = med("first"), statistics.median(statistics.median(r["change"]) for r in results)
+    changes = [c for r in results for c in r["change"]]
+    errors = sorted({e for r in results for e in r["errors"]})
+    tensorflow = any(r["tensorflow"] for r in results)
+    failed = bool(errors) or tensorflow
+    importance = med("importance")
+    rows = [
+        ["app frame (Train page), fresh process", med("frame"), spread([r["frame"] for r in results]), "-", "-"],
+        ["Compare first render, 12 selected by link", first, spread([r["first"] for r in results]),
+         SCALE_FIRST_BUDGET_S, SCALE_FIRST_BUDGET_S / first],
+        ["importance estimate drawn (after first render)", "-" if importance is None else importance,
+         "-" if importance is None else spread([r["importance"] for r in results if r["importance"] is not None]),
+         "-", "-"],
+        ["rerun, nothing changed (12 selected)", med("rerun"), spread([r["rerun"] for r in results]), "-", "-"],
+        [f"selection change to another 12 (x{SCALE_CHANGES})", change, spread(changes),
+         SCALE_CHANGE_BUDGET_S, SCALE_CHANGE_BUDGET_S / change],
+        ["Select all shown (300 selected)", med("all"), spread([r["all"] for r in results]), "-", "-"],
+        ["rerun, nothing changed (300 selected)", med("rerun_all"), spread([r["rerun_all"] for r in results]),
+         "-", "-"],
+    ]
+    print(f"\nCompare at scale: a store of {len(ids)} synthetic runs (written in {written_s:.1f} s, not trained), "
+          f"{SCALE_SELECTED} selected by a link; medians of {SCALE_REPEATS} fresh processes")
+    print(table(["step", "median s", "range s", "budget s", "ratio"], rows))
+    sizes = []
+    for label, key in ((f"{SCALE_SELECTED} selected", "chart12"), (f"{results[0]['n_all']} selected", "chart_all")):
+        chart = results[0][key]
+        if chart is None:
+            sizes.append([label, "-", "-", "no history panels drawn"])
+            continue
+        traces = sum(chart["types"].values())
+        webgl = chart["types"].get("scattergl", 0)
+        sizes.append([label, f"{chart['bytes']:,}", traces,
+                      ", ".join(f"{n} {t}" for t, n in sorted(chart["types"].items())) + f" (WebGL {webgl}/{traces})"])
+    print(table(["history panels", "Plotly JSON bytes", "traces", "trace types"], sizes))
+    print(f"first render: {results[0]['first_selected']} runs selected by the link; TensorFlow imported: "
+          f"{'yes' if tensorflow else 'no'}; errors: {'; '.join(errors)[:300] or 'none'}")
+    print(summary("compare at scale", {"first render": 0.0 if failed else SCALE_FIRST_BUDGET_S / first,
+                                       "selection change": 0.0 if failed else SCALE_CHANGE_BUDGET_S / change}),
+          flush=True)
 
 
 FLOOR_APP = "import streamlit as st\nst.title('Floor')\n"
@@ -169,6 +317,7 @@ def main() -> None:
         print("store: 50 runs (mlp and cnn); first render of the page (after the app's frame), then a rerun")
         print(table(["page", "first render s", "rerun s", "imports TensorFlow", "errors"], rows))
         print(summary("pages", ratios), flush=True)
+        compare_at_scale()
         if "--cold" in sys.argv[1:]:
             cold(store.root)
 
