@@ -3,6 +3,7 @@ one panel per metric (or side by side), seed groups, and what varies across the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import streamlit as st
@@ -303,7 +304,7 @@ view = share.CompareView(
     search=search.strip(), sweep=sweep)
 too_many = len(selected) > share.MAX_RUNS
 if too_many:
-    params, configs_left_out = share.CompareView(**{**view.__dict__, "runs": ()}).to_params(), False
+    params, configs_left_out = dataclasses.replace(view, runs=()).to_params(), False
 else:
     prefixes = comparison.unique_prefixes([r.run_id for r in selected], by_id)
     params, configs_left_out = view.link_fit(names=prefixes)

@@ -154,3 +154,13 @@ def test_what_mattered_is_estimated_in_the_background_and_then_shown(tmp_path, m
     assert errors(app) == []
     assert "Permutation importance" in captions(app)
     assert "Estimating what mattered" not in captions(app)
+
+
+def test_over_300_selected_runs_the_page_points_to_the_report_or_a_bundle(tmp_path, monkeypatch):
+    store_with(tmp_path, monkeypatch, synthetic_configs(301))
+    app = open_page("pages/compare.py", timeout=120)
+    app.button(key="compare_select_all").click().run()
+    assert errors(app) == []
+    assert len(app.session_state["compare_selected"]) == 301
+    assert any("A link names up to 300 runs; 301 are selected" in w.value for w in app.warning)
+    assert "runs" not in dict(app.query_params)  # the link keeps the view's settings only
