@@ -112,8 +112,9 @@ st.session_state["compare_selected"] = selected_ids
 slots = charts.assign_slots(selected_ids, st.session_state.get("run_slots"))
 st.session_state["run_slots"] = slots
 rows = tuple(sorted(i for i, rid in enumerate(order) if rid in slots))
-if state is None or tuple(state["selection"]["rows"]) != rows:
-    st.session_state["compare_table"] = {"selection": {"rows": list(rows), "columns": [], "cells": []}}
+# Sent on every run: the browser keeps its ticks only from a run that sets them (a rerun that
+# did not would show the table unticked while the charts still draw the selection).
+st.session_state["compare_table"] = {"selection": {"rows": list(rows), "columns": [], "cells": []}}
 st.session_state["compare_written"] = (order, rows)
 
 COLUMNS = {

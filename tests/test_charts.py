@@ -25,7 +25,7 @@ def test_side_by_side_has_one_panel_per_run_and_marks_the_kept_epoch(trained_sto
     selected = [runs["mlp"], runs["cnn"]]
     colors = charts.run_colors(r.run_id for r in selected)
     fig = charts.side_by_side(selected, colors)
-    titles = [a.text for a in fig.layout.annotations]
+    titles = [a.text.replace("<br>", " · ") for a in fig.layout.annotations]
     assert titles == [r.label for r in selected]
     curves = [t for t in fig.data if t.name in ("training", "validation") and t.x[0] is not None]
     assert len(curves) == 2 * 2 * 2  # runs x (loss, accuracy) x (training, validation)

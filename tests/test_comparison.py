@@ -20,7 +20,6 @@ from mnistlab.analysis.comparison import (
     group_curve,
     group_summary,
     importance,
-    match_prefix,
     mean_std_text,
     robust_range,
     seed_groups,
@@ -109,11 +108,11 @@ def test_short_names_reject_an_unknown_field_to_leave_out():
 def test_data_and_later_fields_are_differences_after_the_table_fields():
     base = make_run()
     other_data = make_run(data="1a2b3c" + "f" * 58)
-    half = make_run(extra={"precision": "mixed_float16"})
+    half = make_run(extra={"precision": "bfloat16"})
     assert differing_fields([base, other_data, half]) == ["precision", "data"]
     names = short_names([base, other_data])
     assert names == {base.run_id: "data 9f86d0", other_data.run_id: "data 1a2b3c"}
-    assert short_names([base, half])[half.run_id] == "precision=mixed_float16"
+    assert short_names([base, half])[half.run_id] == "bf16"
 
 
 def test_shared_caption_lists_the_fields_all_runs_share():
@@ -147,12 +146,12 @@ def test_seed_groups_gather_runs_that_differ_only_in_seed():
 def test_seed_groups_keep_other_data_and_other_precision_apart():
     plain = [make_run(seed=s) for s in (0, 1)]
     other_data = [make_run(seed=s, data="1a2b3c" + "0" * 58) for s in (0, 1)]
-    half = [make_run(seed=s, extra={"precision": "mixed_float16"}) for s in (0, 1, 2)]
+    half = [make_run(seed=s, extra={"precision": "bfloat16"}) for s in (0, 1, 2)]
     groups = seed_groups(plain + other_data + half)
     assert [g.n for g in groups] == [2, 2, 3]
     assert [set(g.run_ids) for g in groups] == [{r.run_id for r in rs} for rs in (plain, other_data, half)]
-    assert groups[1].name == "precision=default · data 1a2b3c (n=2)"
-    assert groups[2].name == "precision=mixed_float16 · data 9f86d0 (n=3)"
+    assert groups[1].name == "f32 · data 1a2b3c (n=2)"
+    assert groups[2].name == "bf16 · data 9f86d0 (n=3)"
 
 
 def _history(values: list, metric: str = "val_loss") -> list[dict]:
@@ -360,14 +359,3 @@ def test_unique_prefixes_are_unique_and_minimal():
         if len(prefix) > 4:
             assert len([u for u in universe if u.startswith(prefix[:-1])]) > 1
     assert unique_prefixes(["abcd1234aaaaaaaa"], ["abcd1234aaaaaaaa"], min_len=6) == {"abcd1234aaaaaaaa": "abcd12"}
-
-
-def test_match_prefix_finds_the_single_id_and_rejects_non_hex():
-    universe = ["abcd1234aaaaaaaa", "abcd1299bbbbbbbb", "ffff000011112222"]
-    assert match_prefix("ffff", universe) == "ffff000011112222"
-    assert match_prefix("abcd12", universe) is None  # two runs
-    assert match_prefix("abcd123", universe) == "abcd1234aaaaaaaa"
-    assert match_prefix("0000", universe) is None
-    for bad in ("ABCD", "xyz1", "abc", "abcd1234aaaaaaaaa", 1234, "abcd 1"):
-        with pytest.raises(ValueError, match="4 to 16 lowercase hexadecimal digits"):
-            match_prefix(bad, universe)

@@ -1,5 +1,6 @@
 import pytest
 
+from mnistlab.analysis.comparison import unique_prefixes
 from mnistlab.runs.config import FIELDS, RunConfig
 from mnistlab.views.share import (
     LINK_BUDGET,
@@ -17,7 +18,6 @@ from mnistlab.views.share import (
     parse_inspect,
     query_length,
     resolve,
-    short_names,
 )
 
 CONFIGS = [
@@ -198,7 +198,7 @@ def test_old_links_still_open():
 
 def test_300_runs_named_by_prefixes_fit_and_parse_back_to_the_same_prefixes():
     runs = _refs(300, lambda i: None)
-    names = short_names(ref.run_id for ref in runs)
+    names = unique_prefixes(*[[ref.run_id for ref in runs]] * 2)
     assert all(4 <= len(name) <= 16 for name in names.values())
     params, left_out = CompareView(runs=runs, mode="side by side").link_fit(names)
     assert not left_out and query_length(params) <= LINK_BUDGET
@@ -215,7 +215,7 @@ def test_300_runs_whose_configurations_do_not_fit_are_named_without_them():
                          batch_size=128, seed=i)
 
     runs = _refs(300, rich)
-    for names in (None, short_names(ref.run_id for ref in runs)):
+    for names in (None, unique_prefixes(*[[ref.run_id for ref in runs]] * 2)):
         params, left_out = CompareView(runs=runs).link_fit(names)
         assert left_out and "~" not in params["runs"]
         assert query_length(params) <= LINK_BUDGET
@@ -306,11 +306,11 @@ def test_search_text_is_kept_as_given():
     assert messages == [] and view.search == text and parse_compare(view.to_params())[0].search == text
 
 
-def test_short_names_are_the_shortest_unique_prefixes_of_at_least_4():
-    names = short_names(["0123456789abcdef", "0123456789abcdee", "01239999aaaaaaaa", "ffff000000000000"])
+def test_links_name_runs_by_the_shortest_unique_prefixes_and_resolve_them():
+    names = unique_prefixes(*[["0123456789abcdef", "0123456789abcdee", "01239999aaaaaaaa", "ffff000000000000"]] * 2)
     assert names == {"0123456789abcdef": "0123456789abcdef", "0123456789abcdee": "0123456789abcdee",
                      "01239999aaaaaaaa": "01239", "ffff000000000000": "ffff"}
-    assert resolve("0123", names) == tuple(sorted(names)[:3]) and resolve("01239", names) == ("01239999aaaaaaaa",)
+    assert sorted(resolve("0123", names)) == sorted(names)[:3] and resolve("01239", names) == ("01239999aaaaaaaa",)
     assert resolve("../x", names) == ()
 
 

@@ -15,7 +15,8 @@ scikit-learn only inside :func:`importance`. No plotting, no Streamlit, no Tenso
 - :func:`robust_range`: a y range that one diverged run cannot flatten the others into.
 - :func:`varying_parameters`, :func:`importance`: which hyperparameters matter, estimated
   by cross-validated permutation importance over a table of runs.
-- :func:`unique_prefixes`, :func:`match_prefix`: short run ids that stay unambiguous.
+- :func:`unique_prefixes`: short run ids that stay unambiguous (links resolve them with
+  :func:`mnistlab.views.share.resolve`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def _part(key: str, value: Any) -> str:
         return f"seed{value}"
     if key == "data":
         return f"data {str(value)[:6]}"
+    if key == "precision":
+        return {"bfloat16": "bf16", "float32": "f32"}.get(value, f"precision={value}")
     return f"{key}={'default' if value is None else value}"
 
 
@@ -190,6 +193,8 @@ def _phrase(key: str, run, shared: set[str]) -> str:
         return f"seed {value}"
     if key == "data":
         return ""  # a fingerprint all runs share tells a reader nothing
+    if key in FIELDS and value == FIELDS[key].default and key not in _CAPTION_ORDER:
+        return ""  # a later field at its default (float32): as before it existed
     return f"{key} {value}"
 
 
@@ -610,14 +615,3 @@ def unique_prefixes(run_ids: Iterable[str], universe: Iterable[str], *, min_len:
         shared = max([common(run_id, ordered[j]) for j in (i - 1, i + 1) if 0 <= j < len(ordered)], default=0)
         prefixes[run_id] = run_id[:max(min_len, shared + 1)]
     return prefixes
-
-
-def match_prefix(prefix: str, universe: Iterable[str]) -> str | None:
-    """The one id of ``universe`` that starts with ``prefix``; None when none or several do.
-
-    ValueError unless ``prefix`` is 4 to 16 lowercase hexadecimal digits.
-    """
-    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-        raise ValueError(f"a run id prefix must be 4 to 16 lowercase hexadecimal digits, got {str(prefix)[:40]!r}")
-    matches = {run_id for run_id in universe if run_id.startswith(prefix)}
-    return matches.pop() if len(matches) == 1 else None

@@ -21,9 +21,15 @@ Nothing here unpickles anything: arrays are read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import functools
 import json
 import math
+import os
 import re
+import stat
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -62,7 +68,46 @@ class RecordError(MnistlabError, ValueError):
 
 
 # -- a small declarative schema language ------------------------------------------------
+#
+# Each spec is a function ``check(value, where)`` that returns the checked value (numbers as
+# floats, objects and lists as fresh copies) or raises RecordError naming ``where``. Listing
+# checks thousands of documents, so each spec also has a fast twin (``check.fast(value)``): it
+# accepts only values the spec accepts (the common ones: floats, not ints, for a number) and
+# returns what the spec returns, without building the ``where`` texts; anything else it leaves
+# to the spec (it raises _Reject, and ``check`` runs the spec, which accepts the value or says
+# what is wrong with it). So a fast twin only ever decides "valid": every error, and every
+# value it does not take outright, goes through the original checks.
 Spec = Callable[[Any, str], Any]
+
+
+class _Reject(Exception):
+    """A fast check did not accept a value outright: the full check decides."""
+
+
+
+def _spec(slow: Callable[[Any, str], Any], fast: Callable[[Any], Any]) -> Spec:
+    def check(value: Any, where: str) -> Any:
+        try:
+            return fast(value)
+        except _Reject:
+            return slow(value, where)
+    check.fast = fast  # type: ignore[attr-defined]
+    check.slow = slow  # type: ignore[attr-defined]
+    return check
+
+
+def _fast_of(spec: Spec) -> Callable[[Any], Any]:
+    """The fast twin of ``spec`` (a spec from elsewhere has none: it is simply called)."""
+    fast = getattr(spec, "fast", None)
+    if fast is not None:
+        return fast
+
+    def call(value: Any) -> Any:
+        try:
+            return spec(value, "")
+        except RecordError:
+            raise _Reject from None
+    return call
 
 
 def _bad(where: str, expected: str, got: Any) -> RecordError:
@@ -77,18 +122,40 @@ def Int(lo: int, hi: int, null: bool = False) -> Spec:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise _bad(where, f"an integer in [{lo}, {hi}]" + (" or null" if null else ""), value)
         return value
-    return check
+
+    def fast(value: Any) -> Any:
+        if type(value) is int and lo <= value <= hi:
+            return value
+        if value is None and null:
+            return None
+        raise _Reject
+    return _spec(check, fast)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def Num(lo: float = -math.inf, hi: float = math.inf, null: bool = False) -> Spec:
     def check(value: Any, where: str) -> Any:
         if value is None and null:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value) \
                 or not lo <= value <= hi:
             raise _bad(where, f"a finite number in [{lo:g}, {hi:g}]" + (" or null" if null else ""), value)
         return float(value)
-    return check
+
+    def fast(value: Any) -> Any:
+        # a float is finite exactly when value - value is 0.0 (inf - inf and NaN give NaN)
+        if type(value) is float and lo <= value <= hi and value - value == 0.0:
+            return value  # float(value) is value itself
+        if value is None and null:
+            return None
+        raise _Reject  # ints (float() of a huge one), subclasses, anything else: the full check
+    return _spec(check, fast)
 
 
 def Str(max_len: int = 500, choices: tuple[str, ...] | None = None, pattern: re.Pattern | None = None,
@@ -103,7 +170,33 @@ def Str(max_len: int = 500, choices: tuple[str, ...] | None = None, pattern: re.
         if pattern is not None and not pattern.match(value):
             raise _bad(where, f"a text matching {pattern.pattern}", value)
         return value
-    return check
+
+    match = pattern.match if pattern is not None else None
+    if choices is not None:
+        allowed = frozenset(c for c in choices if isinstance(c, str) and len(c) <= max_len
+                            and (match is None or match(c)))
+
+        def fast(value: Any) -> Any:
+            if type(value) is str and value in allowed:
+                return value
+            if value is None and null:
+                return None
+            raise _Reject
+    elif match is not None:
+        def fast(value: Any) -> Any:
+            if type(value) is str and len(value) <= max_len and match(value):
+                return value
+            if value is None and null:
+                return None
+            raise _Reject
+    else:
+        def fast(value: Any) -> Any:
+            if type(value) is str and len(value) <= max_len:
+                return value
+            if value is None and null:
+                return None
+            raise _Reject
+    return _spec(check, fast)
 
 
 def List(item: Spec, max_len: int) -> Spec:
@@ -111,7 +204,14 @@ def List(item: Spec, max_len: int) -> Spec:
         if not isinstance(value, list) or len(value) > max_len:
             raise _bad(where, f"a list of at most {max_len} items", value)
         return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    return check
+
+    item_fast = _fast_of(item)
+
+    def fast(value: Any) -> Any:
+        if type(value) is not list or len(value) > max_len:
+            raise _Reject
+        return [item_fast(v) for v in value]
+    return _spec(check, fast)
 
 
 def Obj(fields: Mapping[str, Spec], optional: Mapping[str, Spec] | None = None, extra: bool = False) -> Spec:
@@ -132,7 +232,26 @@ def Obj(fields: Mapping[str, Spec], optional: Mapping[str, Spec] | None = None, 
             if key in value:
                 out[key] = spec(value[key], f"{where}.{key}")
         return out
-    return check
+
+    specs = {**fields, **optional}
+    required = frozenset(fields)
+    allowed = frozenset(specs)
+    # the required fields are always there once checked; the optional ones only sometimes
+    always = tuple((key, _fast_of(spec)) for key, spec in specs.items() if key in required)
+    sometimes = tuple((key, _fast_of(spec)) for key, spec in specs.items() if key not in required)
+
+    def fast(value: Any) -> Any:
+        if type(value) is not dict or not required <= value.keys() \
+                or not (extra or allowed.issuperset(value)):
+            raise _Reject
+        out = dict(value)
+        for key, spec in always:
+            out[key] = spec(value[key])
+        for key, spec in sometimes:
+            if key in value:
+                out[key] = spec(value[key])
+        return out
+    return _spec(check, fast)
 
 
 RUN_ID_SPEC = Str(16, pattern=RUN_ID)
@@ -185,24 +304,50 @@ class RunFiles:
     metrics: dict[str, Any]
 
 
-def _read_json(path: Path) -> Any:
-    limit = SIZE_LIMITS[path.name]
-    size = path.stat().st_size
+def _read_text(path: str, name: str, size: int) -> bytes:
+    """The bytes of the file at ``path`` (``name`` of a run, ``size`` bytes when it was stat'ed)."""
+    limit = SIZE_LIMITS[name]
     if size > limit:
-        raise RecordError(f"{path.name} is {size:,} bytes; at most {limit:,} are allowed")
+        raise RecordError(f"{name} is {size:,} bytes; at most {limit:,} are allowed")
+    fd = os.open(path, _O_READ)
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.loads(fh.read(), parse_constant=lambda name: _reject_constant(path.name, name))
+        data = os.read(fd, size + 1)
+        if len(data) != size:  # changed since it was stat'ed (or a short read): read on to the end
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data
+
+
+def _parse_json(name: str, data: bytes) -> Any:
+    """``data`` as JSON text, read as ``open(path, encoding="utf-8").read()`` would."""
+    try:
+        text = data.decode("utf-8")
+        if "\r" in text:  # what a text-mode read does to line ends (universal newlines)
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if text.startswith("\ufeff"):
+            return json.loads(text, parse_constant=lambda constant: _reject_constant(name, constant))
+        return _DECODERS[name].decode(text)  # json.loads(text, parse_constant=...) without a new decoder
     except UnicodeDecodeError as exc:
-        raise RecordError(f"{path.name} is not UTF-8 text ({exc.reason})") from None
+        raise RecordError(f"{name} is not UTF-8 text ({exc.reason})") from None
     except json.JSONDecodeError as exc:
-        raise RecordError(f"{path.name} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise RecordError(f"{name} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecordError:  # NaN or Infinity (a ValueError too)
+        raise
+    except ValueError:  # int(): more digits than Python converts (sys.get_int_max_str_digits)
+        raise RecordError(f"{name} holds an integer too long to read") from None
     except RecursionError:
-        raise RecordError(f"{path.name} is nested too deeply to be a run file") from None
+        raise RecordError(f"{name} is nested too deeply to be a run file") from None
 
 
 def _reject_constant(name: str, constant: str) -> Any:
     raise RecordError(f"{name} holds {constant}, which strict JSON does not allow")
+
+
+_DECODERS = {name: json.JSONDecoder(parse_constant=functools.partial(_reject_constant, name)) for name in JSON_FILES}
 
 
 def check_json(name: str, value: Any, run_id: str) -> Any:
@@ -224,7 +369,7 @@ def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any
         raise RecordError(f"config.json: {exc}") from None
     try:
         canonical = json.loads(config_doc["canonical"])
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, an integer too long to read, nested too deeply
         raise RecordError("config.json: its canonical form is not JSON (or is nested too deeply)") from None
     if not isinstance(canonical, dict):
         raise RecordError("config.json: its canonical form is not an object")
@@ -257,33 +402,162 @@ def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any
     return RunFiles(run_id, config, canonical, tuple(config_doc["aliases"]), history, metrics)
 
 
+def _stat(path: str) -> os.stat_result | None:
+    """``path``'s stat (symlinks followed), None where ``Path.is_file`` and ``is_dir`` say False."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EBADF):
+            return None
+        raise
+
+
+def _stat_file(path: str) -> os.stat_result | None:
+    """``path``'s stat if it is a file (``Path.is_file``), else None."""
+    st = _stat(path)
+    return st if st is not None and stat.S_ISREG(st.st_mode) else None
+
+
 def read_run_files(folder: Path) -> RunFiles:
     """Read and check a run folder's JSON files (RecordError, or OSError for the disk)."""
     run_id = folder.name
+    base = os.fspath(folder) + os.sep
     docs = []
     for name in JSON_FILES:
-        path = folder / name
-        if path.is_dir():
+        st = _stat(base + name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
             raise RecordError(f"{name} is a folder, not a file")
-        if not path.is_file():
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise RecordError(f"{name} is missing")
-        docs.append(_read_json(path))
+        docs.append(_parse_json(name, _read_text(base + name, name, st.st_size)))
     files = check_files(run_id, *docs)
     if files.metrics["status"] == "finished":
-        missing = [name for name in ARRAY_FILES if not (folder / name).is_file()]
+        found = {name: _stat_file(base + name) for name in ARRAY_FILES}
+        missing = [name for name, st in found.items() if st is None]
         if missing:
             raise RecordError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
-        check_array_headers(folder, files)
+        _check_array_headers(base, files, {name: st.st_size for name, st in found.items()})
     return files
 
 
-def _directory(path: Path) -> tuple[dict[str, int], str]:
-    """Each array's stored size from the zip directory, and the stored run id: no array data is read."""
+# -- the arrays' layout, from their zip directories --------------------------------------
+#
+# Listing reads, for each .npz, its zip directory (names and sizes) and its run_id array.
+# zipfile and np.load do that in about 0.2 ms a file; the fast reader below does the same in a
+# few reads of the file's ends, for the files np.savez writes: one end record without comment
+# or ZIP64 records, stored (uncompressed) entries without extra fields in the directory, and a
+# run_id whose .npy header is exactly the one numpy writes for a text scalar. It accepts a file
+# only when every step the zipfile/np.load reading checks holds (signatures, the entry's local
+# header and name, its CRC, the .npy magic, version, header and data size), and returns what
+# that reading returns; anything else (a damaged or unusual file) goes to that reading itself,
+# which then names the problem exactly as before.
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_END = struct.Struct("<4s4H2LH")  # zipfile.structEndArchive
+#: zipfile.structCentralDir ("<4s4B4HL2L5H2L") with only the fields read here: signature, version
+#: needed to extract, flags, method, CRC, sizes, lengths of name / extra field / comment, offset
+_CENTRAL = struct.Struct("<4s2xBxHH4xLLLHHH8xL")
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # zipfile.structFileHeader
+_TAIL = 4096  # bytes read from a file's end: the end record, the directory, often run_id itself
+_MAX_EXTRACT_VERSION = 63  # zipfile.MAX_EXTRACT_VERSION
+_TEXT_SCALAR_HEADER = re.compile(rb"\{'descr': '<U([1-9][0-9]{0,2})', 'fortran_order': False, 'shape': \(\), \} *\n")
+_NPY_V1 = b"\x93NUMPY\x01\x00"
+
+
+def _fast_directory(fd: int, size: int) -> tuple[dict[str, int], str] | None:
+    """What :func:`_read_directory` returns for a plain np.savez file, or None (read it that way)."""
+    if size < _END.size:
+        return None
+    tail_at = max(size - _TAIL, 0)
+    tail = os.pread(fd, size - tail_at, tail_at)
+    if len(tail) != size - tail_at:
+        return None
+    end = _END.unpack_from(tail, len(tail) - _END.size)
+    if end[0] != b"PK\x05\x06" or end[7] != 0:  # no end record, or one with a comment
+        return None
+    if size >= _END.size + 20 and tail[-_END.size - 20:-_END.size - 16] == b"PK\x06\x07":
+        return None  # a ZIP64 end record locator
+    cd_size, cd_offset = end[5], end[6]
+    if cd_offset != size - _END.size - cd_size:  # data before the archive (or a bad offset)
+        return None
+    if cd_offset >= tail_at:
+        directory = tail[cd_offset - tail_at:len(tail) - _END.size]
+    else:
+        directory = os.pread(fd, cd_size, cd_offset)
+        if len(directory) != cd_size:
+            return None
+    sizes: dict[str, int] = {}
+    run_id_entry = None
+    pos = 0
+    unpack = _CENTRAL.unpack_from
+    while pos < cd_size:
+        if pos + _CENTRAL.size > cd_size:
+            return None
+        signature, extract_version, flags, method, crc, compress_size, file_size, name_len, extra_len, \
+            comment_len, offset = unpack(directory, pos)
+        name_at = pos + _CENTRAL.size
+        pos = name_at + name_len + extra_len + comment_len
+        if signature != b"PK\x01\x02" or extract_version > _MAX_EXTRACT_VERSION or extra_len or pos > cd_size:
+            return None
+        raw = directory[name_at:name_at + name_len]
+        try:
+            name = raw.decode("ascii")  # ASCII: decoded alike as UTF-8 and as cp437
+        except UnicodeDecodeError:
+            return None
+        if name[-4:] != ".npy" or "\0" in name or name[:-4] in sizes:
+            return None  # entries that are not arrays, a name zipfile cuts at a NUL, twice the same
+        sizes[name[:-4]] = file_size
+        if name == "run_id.npy":
+            run_id_entry = (raw, flags, method, crc, compress_size, file_size, offset)
+    if run_id_entry is None:
+        return None
+    raw, flags, method, crc, compress_size, file_size, offset = run_id_entry
+    if file_size > 4096 or flags & 0x61 or method != 0 or compress_size != file_size:
+        return None  # large, encrypted or patched, compressed
+    # the entry: its local header, its name, its data (in the tail already, most often)
+    want = _LOCAL.size + len(raw) + 64 + file_size
+    if offset >= tail_at and offset + want <= size:
+        local, at = tail, offset - tail_at
+    else:
+        local, at = os.pread(fd, want, offset), 0
+    if len(local) < at + _LOCAL.size:
+        return None
+    header = _LOCAL.unpack_from(local, at)
+    data_at = at + _LOCAL.size + header[10] + header[11]  # after the name and the extra field
+    if header[0] != b"PK\x03\x04" or local[at + _LOCAL.size:at + _LOCAL.size + header[10]] != raw:
+        return None
+    data = local[data_at:data_at + file_size]
+    if len(data) != file_size:
+        if data_at + file_size > size - offset + at:
+            return None
+        data = os.pread(fd, file_size, offset + data_at - at)
+        if len(data) != file_size:
+            return None
+    if zlib.crc32(data) != crc:
+        return None
+    # the .npy: version 1.0, the header numpy writes for a 0-d text array, then its characters
+    if data[:8] != _NPY_V1 or len(data) < 10:
+        return None
+    header_end = 10 + int.from_bytes(data[8:10], "little")
+    match = _TEXT_SCALAR_HEADER.fullmatch(data, 10, header_end) if header_end <= len(data) else None
+    if match is None:
+        return None
+    chars = data[header_end:header_end + 4 * int(match[1])]
+    if len(chars) != 4 * int(match[1]):
+        return None
+    try:
+        return sizes, chars.decode("utf-32-le").rstrip("\0")
+    except UnicodeDecodeError:
+        return None
+
+
+def _read_directory(path: Path) -> tuple[dict[str, int], str]:
+    """Each array's stored size from the zip directory, and the stored run id: no array data is read
+    (zipfile and np.load: what every file is checked against)."""
     import io
     import zipfile
 
-    if path.stat().st_size > SIZE_LIMITS[path.name]:
-        raise RecordError(f"{path.name} is larger than {SIZE_LIMITS[path.name]:,} bytes")
     try:
         with zipfile.ZipFile(path) as archive:
             sizes = {info.filename[:-4]: info.file_size for info in archive.infolist()
@@ -300,12 +574,42 @@ def _directory(path: Path) -> tuple[dict[str, int], str]:
     return sizes, str(stored) if stored.shape == () and stored.dtype.kind == "U" else ""
 
 
+def _directory(path: str | Path, size: int | None = None) -> tuple[dict[str, int], str]:
+    """Each array's stored size from the zip directory, and the stored run id: no array data is read.
+    ``size``: the file's size when it was just stat'ed."""
+    if size is None:
+        size = os.stat(path).st_size
+    name = os.path.basename(path)
+    if size > SIZE_LIMITS[name]:
+        raise RecordError(f"{name} is larger than {SIZE_LIMITS[name]:,} bytes")
+    try:
+        fd = os.open(path, _O_READ)
+    except OSError:
+        fd = None  # the full reading below says what is wrong, as it always did
+    if fd is not None:
+        try:
+            found = _fast_directory(fd, size)
+        except OSError:
+            found = None
+        finally:
+            os.close(fd)
+        if found is not None:
+            return found
+    return _read_directory(Path(path))
+
+
 def check_array_headers(folder: Path, files: RunFiles) -> None:
     """The arrays' names, sizes and run id from the zip directory (cheap: listing does it).
 
     An array's stored size is its header (a multiple of 64 bytes) plus its data, so an array
     of another shape or type is caught here; the values are checked when the run is opened.
     """
+    _check_array_headers(os.fspath(folder) + os.sep, files, {})
+
+
+def _check_array_headers(base: str, files: RunFiles, sizes_of: dict[str, int]) -> None:
+    """:func:`check_array_headers` for the folder ``base`` (ending in a separator); ``sizes_of``:
+    the sizes of files already stat'ed."""
     from mnistlab.datasets.tasks import get_task
     from mnistlab.models.architectures import weight_shapes
 
@@ -315,11 +619,13 @@ def check_array_headers(folder: Path, files: RunFiles) -> None:
         "weights.npz": {f"w{i:03d}": 4 * math.prod(shape)
                         for i, shape in enumerate(weight_shapes(files.config.arch, files.config.task))},
     }
-    if (folder / "epochs.npz").is_file():
+    epochs = _stat_file(base + "epochs.npz")
+    if epochs is not None:
+        sizes_of = {**sizes_of, "epochs.npz": epochs.st_size}
         expected["epochs.npz"] = {"classes": files.metrics["epochs_run"] * n,
                                   "confidence": files.metrics["epochs_run"] * n * 2}
     for name, arrays in expected.items():
-        sizes, run_id = _directory(folder / name)
+        sizes, run_id = _directory(base + name, sizes_of.get(name))
         if run_id != files.run_id:
             raise RecordError(f"{name} does not belong to run {files.run_id}")
         extra = set(sizes) - set(arrays) - {"run_id", "arch"}

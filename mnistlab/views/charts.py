@@ -130,10 +130,12 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
     _check_x(x)
     colors = colors or run_colors(r.run_id for r in runs)
     names = names or {}
-    fit = max(12, 150 // max(len(runs), 1))  # characters a column's title can hold at font size 12
-    titles = [_cut(names.get(r.run_id, r.label), fit) for r in runs]
+    # Characters a title line holds at font size 12 in the narrowest column the page draws (six runs
+    # side by side at a 1024 px wide window: about 85 px); longer titles break at their " · ".
+    fit = max(10, 84 // max(len(runs), 1))
+    titles = [_title_lines(names.get(r.run_id, r.label), fit) for r in runs]
     fig = make_subplots(rows=2, cols=max(len(runs), 1), shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=[html_text(t) for t in titles] or [""], vertical_spacing=0.08,
+                        subplot_titles=titles or [""], vertical_spacing=0.08,
                         horizontal_spacing=0.02)
     for col, run in enumerate(runs, start=1):
         color = colors[run.run_id]
@@ -155,12 +157,28 @@ def side_by_side(runs: Sequence[Run], colors: Mapping[str, str] | None = None, x
     fig.update_yaxes(title_text="accuracy", row=2, col=1)
     fig.update_xaxes(title_text=html_text(X_AXES[x]), row=2)
     fig.update_annotations(font_size=12)
-    _layout(fig, height=520, legend=dict(orientation="h", y=1.12, x=0), hovermode="closest")
+    top = 40 + 16 * max((t.count("<br>") + 1 for t in titles), default=1)  # the legend, then the titles' lines
+    _layout(fig, height=470 + top, margin=dict(l=10, r=10, t=top, b=10), hovermode="closest",
+            legend=dict(orientation="h", yref="container", y=1, yanchor="top", x=0))
     return fig
 
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _title_lines(text: str, width: int, lines: int = 2) -> str:
+    """``text`` broken at its " · " into at most ``lines`` lines of at most ``width`` characters
+    (the last one cut with "…"), each escaped, joined with ``<br>``: a panel title."""
+    out: list[str] = []
+    for part in text.split(" · "):
+        if out and len(out[-1]) + 3 + len(part) <= width:
+            out[-1] += " · " + part
+        else:
+            out.append(part)
+    if len(out) > lines:
+        out = out[:lines - 1] + [" · ".join(out[lines - 1:])]
+    return "<br>".join(html_text(_cut(line, width)) for line in out)
 
 
 def overlay(runs: Sequence[Run], metric: str, colors: Mapping[str, str] | None = None, x: str = "epoch",

@@ -6,7 +6,7 @@ it returns the view it could read plus one short message per thing it ignored (u
 ids, malformed numbers, path fragments, oversized lists, wrong types).
 
 A link names each run by its id, or by a short unique prefix of it (4 to 16 hex characters,
-:func:`short_names`; the page resolves it with :func:`resolve`), *and*, while the whole
+:func:`mnistlab.analysis.comparison.unique_prefixes`; the page resolves it with :func:`resolve`), *and*, while the whole
 query stays within :data:`LINK_BUDGET` characters, carries its compact configuration
 (``cnn~e:3~b:200``), so a recipient whose store lacks the run can train exactly it. Past
 the budget a Compare link names its runs only (:meth:`CompareView.link_fit` says so). The
@@ -67,22 +67,6 @@ class RunRef:
         """``name`` (default: the id) and, when ``config`` and known, ``~`` and the compact configuration."""
         text = self.run_id if name is None else name
         return text if self.config is None or not config else f"{text}~{encode_config(self.config)}"
-
-
-def short_names(run_ids, minimum: int = MIN_PREFIX) -> dict[str, str]:
-    """Each id's shortest prefix of at least ``minimum`` characters that no other of ``run_ids`` starts with."""
-    ids = sorted(set(run_ids))
-    names: dict[str, str] = {}
-    for i, run_id in enumerate(ids):
-        shared = 0
-        for other in (ids[i - 1] if i else None, ids[i + 1] if i + 1 < len(ids) else None):
-            if other is not None:
-                n = 0
-                while n < min(len(run_id), len(other)) and run_id[n] == other[n]:
-                    n += 1
-                shared = max(shared, n)
-        names[run_id] = run_id[:max(minimum, shared + 1)]
-    return names
 
 
 def resolve(ref: RunRef | str, run_ids) -> tuple[str, ...]:
