@@ -577,6 +577,11 @@ def cmd_sweep(args) -> int:
         raise UsageError("--jobs is for local sweeps; with --scheduler the cluster's workers train in parallel")
     data = args.data or default_source()
     grid = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    if grid.get("precision") is not None:  # refuse bfloat16 where this CPU lacks it, before planning
+        from mnistlab.runs.checks import check_precision
+
+        for precision in sweeps.make_grid({"precision": grid["precision"]}).as_dict()["precision"]:
+            check_precision(RunConfig(precision=precision))
     if args.preset == "recipes":
         sweep = sweeps.recipes_sweep(seeds=args.seeds or 1, data=data, name=args.name or sweeps.RECIPES_NAME, **grid)
     else:

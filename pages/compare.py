@@ -15,9 +15,9 @@ from pages import common
 
 MAX_SIDE_BY_SIDE = 6
 CONFIG_FIELDS = ["task", "arch", "epochs", "batch_size", "optimizer", "learning_rate", "validation", "train_size",
-                 "patience", "seed"]
+                 "patience", "seed", "precision"]
 COLOR_FIELDS = ["arch", "optimizer", "batch_size", "learning_rate", "epochs", "task", "seed", "train_size",
-                "patience", "validation"]
+                "patience", "validation", "precision"]
 FIELD_NAMES = {"arch": "architecture", "batch_size": "batch size", "learning_rate": "learning rate",
                "train_size": "fit images", "run": "run (selection order)"}
 
@@ -139,7 +139,7 @@ COLUMNS = {
 }
 ORDER = ["colour", "label", "status", "test_accuracy", "val_accuracy", "kept_epoch", "loss", "val_loss",
          "train_seconds", "params", "task", "arch", "optimizer", "learning_rate", "batch_size", "epochs_run",
-         "validation", "train_size", "patience", "seed", "run_id"]
+         "validation", "train_size", "patience", "seed", "precision", "run_id"]
 picker = shown.assign(colour=[common.swatch(charts.slot_color(slots[rid])) if rid in slots else None
                               for rid in shown["run_id"]])
 st.dataframe(picker[ORDER], hide_index=True, width="stretch", height=min(420, 38 + 35 * max(len(picker), 3)),

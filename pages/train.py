@@ -16,13 +16,14 @@ from mnistlab.datasets.tasks import TASKS
 from mnistlab.errors import BrokenRun, MnistlabError
 from mnistlab.models.architectures import ARCHITECTURES, count_params, flops, summarize
 from mnistlab.runs import worker as jobs
-from mnistlab.runs.checks import preflight
+from mnistlab.runs.checks import bf16_supported, preflight
 from mnistlab.runs.config import (
     DEFAULT_FRACTION,
     DEFAULT_LEARNING_RATES,
     FIELDS,
     MAX_EPOCHS,
     OPTIMIZERS,
+    PRECISIONS,
     VALIDATION_LABELS,
     VALIDATION_SCHEMES,
     VALIDATION_SIZES,
@@ -229,7 +230,7 @@ with left:
     elif validation == "fraction":
         fraction = st.slider("Validation fraction", 0.05, 0.5, DEFAULT_FRACTION, 0.05, key="train_fraction")
         validation_size = None if fraction == DEFAULT_FRACTION else fraction
-    with st.expander("Training-set size, early stopping, seed"):
+    with st.expander("Training-set size, early stopping, seed, precision"):
         train_size = None
         if st.toggle("Use only the first N training images (quick runs)", key="train_limit"):
             train_size = number(st, "Training images", FIELDS["train_size"], min(1000, n_train), "train_size",
@@ -240,10 +241,21 @@ with left:
             patience = number(st, "Patience (epochs)", FIELDS["patience"], 10, "train_patience", step=1)
             patience = "invalid" if patience is None else patience
         seed = number(st, "Random seed", FIELDS["seed"], FIELDS["seed"].default, "train_seed", step=1)
+        bf16_ok, bf16_reason = bf16_supported()
+        precision = FIELDS["precision"].default
+        if bf16_ok:
+            precision = st.radio("Precision", PRECISIONS, horizontal=True, key="train_precision",
+                                 format_func={"float32": "float32 (the recipes')",
+                                              "bfloat16": "bfloat16 (mixed, faster)"}.get,
+                                 help=f"{FIELDS['precision'].help}. Offered because {bf16_reason}. A bfloat16 "
+                                      "run is another run (its own id) than its float32 twin.")
+        else:
+            st.caption(f"Precision: float32. bfloat16 is not offered: {md(bf16_reason)}.")
 
 values = dict(task=task, arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
               learning_rate=None if learning_rate == default_lr else learning_rate, validation=validation,
-              validation_size=validation_size, train_size=train_size, patience=patience, seed=seed)
+              validation_size=validation_size, train_size=train_size, patience=patience, seed=seed,
+              precision=precision)
 config = None
 if any(v is None for v in (epochs, batch_size, learning_rate, seed)) or "invalid" in values.values():
     problem = "A number on the left is outside its range (it says which); change it to launch."

@@ -43,7 +43,8 @@ def test_the_default_config_is_just_its_architecture():
 def test_links_use_the_tables_short_keys_which_never_change():
     keys = {name: field.link for name, field in FIELDS.items() if field.link}
     assert keys == {"task": "t", "epochs": "e", "batch_size": "b", "optimizer": "o", "learning_rate": "lr",
-                    "validation": "v", "validation_size": "vs", "train_size": "n", "patience": "p", "seed": "s"}
+                    "validation": "v", "validation_size": "vs", "train_size": "n", "patience": "p", "seed": "s",
+                    "precision": "pr"}
     assert encode_config(RunConfig(arch="mlp", task="parity", batch_size=200, optimizer="adam", learning_rate=0.01,
                                    validation="fraction", validation_size=0.2, train_size=1000, patience=5, seed=7)) \
         == "mlp~t:parity~b:200~o:adam~lr:0.01~v:fraction~vs:0.2~n:1000~p:5~s:7"

@@ -221,11 +221,28 @@ def training_flops(arch: str, task: str) -> int:
     return 3 * flops(arch, task)
 
 
-def build_model(arch: str, task: str):
-    """Build the (uncompiled) Keras model. Imports Keras/TensorFlow."""
+#: Keras dtype policy per training precision (see ``RunConfig.precision``).
+PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+
+def build_model(arch: str, task: str, precision: str = "float32"):
+    """Build the (uncompiled) Keras model. Imports Keras/TensorFlow.
+
+    ``precision="bfloat16"``: every hidden layer gets Keras' ``mixed_bfloat16`` dtype policy
+    (computes in bfloat16, keeps its variables in float32); the output layer computes in
+    float32 for a numerically safe softmax/sigmoid and loss. The policy is set per layer, never
+    globally, so it cannot leak into another model built in the same process. The weights are
+    float32 either way: the same arrays, shapes and order as a float32 model's.
+    """
     import keras
     from keras import layers
 
+    try:
+        policy = keras.DTypePolicy(PRECISION_POLICIES[precision])
+    except KeyError:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISION_POLICIES))}, "
+                         f"got {precision!r}") from None
+    hidden = {"dtype": policy}
     spec = get_architecture(arch)
     out = get_task(task)
     model = keras.Sequential(name=arch)
@@ -233,16 +250,16 @@ def build_model(arch: str, task: str):
     for layer in spec.layers:
         kind = layer[0]
         if kind == "dense":
-            model.add(layers.Dense(layer[1], activation="relu"))
+            model.add(layers.Dense(layer[1], activation="relu", **hidden))
         elif kind == "conv":
-            model.add(layers.Conv2D(layer[1], (layer[2], layer[2]), activation="relu"))
+            model.add(layers.Conv2D(layer[1], (layer[2], layer[2]), activation="relu", **hidden))
         elif kind == "pool":
-            model.add(layers.MaxPooling2D((layer[1], layer[1])))
+            model.add(layers.MaxPooling2D((layer[1], layer[1]), **hidden))
         elif kind == "dropout":
-            model.add(layers.Dropout(layer[1]))
+            model.add(layers.Dropout(layer[1], **hidden))
         elif kind == "flatten":
-            model.add(layers.Flatten())
+            model.add(layers.Flatten(**hidden))
         else:  # pragma: no cover - registry is static
             raise ValueError(f"unknown layer kind {kind!r}")
-    model.add(layers.Dense(out.units, activation=out.activation, name="output"))
+    model.add(layers.Dense(out.units, activation=out.activation, name="output", dtype="float32"))
     return model

@@ -9,6 +9,11 @@ Speed without changing the maths: the images stay uint8 and each batch is conver
 it is needed, several batches run per call into TensorFlow (``steps_per_execution``),
 and validation and prediction use large batches. Same model, batch size, optimizer,
 loss, per-epoch reshuffling and number of updates as the plain Keras recipe.
+
+``precision="bfloat16"`` (a choice that changes the maths, so part of the run id) builds the
+model with Keras' ``mixed_bfloat16`` policy per layer (see
+:func:`~mnistlab.models.architectures.build_model`): bfloat16 compute, float32 variables,
+a float32 output layer; the stored weights and predictions are float32 as always.
 """
 
 from __future__ import annotations
@@ -109,12 +114,14 @@ def split_data(config: "RunConfig", dataset: Dataset) -> Split:
 
 
 def batches(images: np.ndarray, targets: np.ndarray | None, batch_size: int, arch: str,
-            shuffle_seed: int | None = None):
+            shuffle_seed: int | None = None, dtype: str = "float32"):
     """A tf.data pipeline that keeps the images as uint8 and converts each batch.
 
     Each batch is ``float32(images) / 255`` in the architecture's input layout, exactly
     what :func:`prepare_images` gives, without a float copy of the whole set in memory.
     With ``shuffle_seed`` the order is reshuffled every epoch (as ``fit(shuffle=True)``).
+    ``dtype="bfloat16"`` (for a bfloat16 model) casts that to bfloat16 here, as the model's
+    first layer would (the same values), so the cast overlaps with the training step.
     """
     import tensorflow as tf
 
@@ -124,6 +131,8 @@ def batches(images: np.ndarray, targets: np.ndarray | None, batch_size: int, arc
 
     def load(index):
         x = tf.reshape(tf.cast(tf.gather(pixels, index), tf.float32) / 255.0, shape)
+        if dtype != "float32":
+            x = tf.cast(x, dtype)
         return x if labels is None else (x, tf.gather(labels, index))
 
     order = tf.data.Dataset.range(len(images))
@@ -226,15 +235,16 @@ def train(
     split = split_data(config, dataset)
     keras.utils.set_random_seed(config.seed)
 
-    model = build_model(config.arch, config.task)
+    model = build_model(config.arch, config.task, config.precision)
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.effective_learning_rate),
         loss=task.loss,
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION[config.arch],
     )
-    fit_data = batches(split.x_fit, task.targets(split.y_fit), config.batch_size, config.arch, config.seed)
-    validation_data = batches(split.x_val, task.targets(split.y_val), EVAL_BATCH_SIZE, config.arch)
+    inputs = "bfloat16" if config.precision == "bfloat16" else "float32"  # what the first layer computes in
+    fit_data = batches(split.x_fit, task.targets(split.y_fit), config.batch_size, config.arch, config.seed, inputs)
+    validation_data = batches(split.x_val, task.targets(split.y_val), EVAL_BATCH_SIZE, config.arch, dtype=inputs)
 
     history: list[dict[str, Any]] = []
     cancelled = False
@@ -271,7 +281,7 @@ def train(
             if on_epoch is not None:
                 on_epoch(record, list(history))
 
-    answers = EpochAnswers(task, batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch),
+    answers = EpochAnswers(task, batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch, dtype=inputs),
                            skip=lambda: cancelled or bool(diverged))
     callbacks: list[Any] = [Observer(), answers]
     stopper = None
@@ -302,9 +312,10 @@ def train(
         kept_epoch, kept_reason = len(history), "last"
 
     eval_started = time.perf_counter()
-    test_data = batches(dataset.x_test, task.targets(dataset.y_test), EVAL_BATCH_SIZE, config.arch)
+    test_data = batches(dataset.x_test, task.targets(dataset.y_test), EVAL_BATCH_SIZE, config.arch, dtype=inputs)
     test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
-    probabilities = model.predict(batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch), verbose=0)
+    probabilities = model.predict(batches(dataset.x_test, None, EVAL_BATCH_SIZE, config.arch, dtype=inputs),
+                                  verbose=0)
     eval_seconds = time.perf_counter() - eval_started
     return TrainResult(
         status="finished",

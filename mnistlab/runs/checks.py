@@ -5,14 +5,19 @@ images it fits and validates on, problems that refuse the launch (a training set
 than one batch, no validation images) and warnings (a request that was cut down to the
 data this machine has, a very small validation set, a run that would take long). The time
 estimate comes from stored runs of similar configurations. The Train page and ``mnistlab
-train`` both say these before anything starts. Pure logic: no I/O, no TensorFlow.
+train`` both say these before anything starts. No TensorFlow; the only I/O is one read of
+``/proc/cpuinfo`` (:func:`bf16_supported`: whether this CPU computes bfloat16 natively).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
+
+from mnistlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from mnistlab.runs.config import Resolved
@@ -25,6 +30,53 @@ FEW_VALIDATION_IMAGES = 50
 #: Seconds per epoch on 50,000 images at batch 32 on a 2-core CPU (README's measurements),
 #: used only when no similar run is stored.
 REFERENCE_SECONDS_PER_50K = {"mlp": 2.1, "cnn": 5.8, "deep_cnn": 15.4}
+#: CPU flags (``/proc/cpuinfo``) that mean bfloat16 arithmetic in hardware, as the kernels use it.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.lru_cache(maxsize=None)
+def _bf16_flags(cpuinfo: Path) -> tuple[str, ...] | None:
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return tuple(flag for flag in BF16_FLAGS if flag in flags)
+
+
+def bf16_supported() -> tuple[bool, str]:
+    """(whether this CPU computes bfloat16 natively, the reason in words).
+
+    bfloat16 is offered only where the CPU has ``avx512_bf16`` or ``amx_bf16``: elsewhere
+    TensorFlow emulates it, slower than float32. Reads ``/proc/cpuinfo`` once per process.
+    """
+    found = _bf16_flags(CPUINFO)
+    if found is None:
+        return False, ("this machine does not say what its CPU supports (no /proc/cpuinfo): bfloat16 could be "
+                       "emulated and slower")
+    if found:
+        return True, f"this CPU has {' and '.join(found)}"
+    return False, "this CPU lacks AVX512_BF16 and AMX: bfloat16 would be emulated and slower"
+
+
+def precision_problem(config) -> str | None:
+    """Why ``config``'s precision cannot be trained here (None: it can)."""
+    if getattr(config, "precision", "float32") != "bfloat16":
+        return None
+    supported, reason = bf16_supported()
+    return None if supported else f"precision bfloat16 is not offered here: {reason}; train in float32"
+
+
+def check_precision(config) -> None:
+    """Raise ConfigError if ``config`` asks for bfloat16 on a CPU without it (see :func:`bf16_supported`)."""
+    problem = precision_problem(config)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +126,7 @@ def duration_words(seconds: float) -> str:
 
 def estimate_seconds(resolved: "Resolved", stored: Iterable["Run"] = ()) -> Estimate | None:
     """Training time from stored runs of similar configurations (same architecture, the same batch
-    size where there are such runs): their seconds per image-epoch times this run's images and epochs."""
+    size and precision where there are such runs): their seconds per image-epoch times this run's images and epochs."""
     n_fit, _ = split_sizes(resolved)
     config = resolved.explicit
     rates: dict[bool, list[float]] = {True: [], False: []}
@@ -87,14 +139,15 @@ def estimate_seconds(resolved: "Resolved", stored: Iterable["Run"] = ()) -> Esti
             seconds = sum(float(h["seconds"]) for h in epochs)
             if not images or seconds <= 0:
                 continue
-            rates[run.config.batch_size == config.batch_size].append(seconds / (images * len(epochs)))
+            same = run.config.batch_size == config.batch_size and run.config.precision == config.precision
+            rates[same].append(seconds / (images * len(epochs)))
         except (AttributeError, KeyError, TypeError, ValueError):  # an odd record: no basis, not an error
             continue
     similar = rates[True] or rates[False]
     if similar:
         rate = sorted(similar)[len(similar) // 2]
         basis = (f"from {len(similar)} stored {config.arch} run(s)"
-                 + ("" if rates[True] else " with another batch size"))
+                 + ("" if rates[True] else " with another batch size or precision"))
         return Estimate(rate * n_fit * config.epochs, basis)
     reference = REFERENCE_SECONDS_PER_50K.get(config.arch)
     if reference is None:
@@ -115,6 +168,9 @@ def preflight(resolved: "Resolved", stored: Iterable["Run"] = (), asked_train_si
     if n_fit < config.batch_size:
         errors.append(f"the training set ({n_fit:,} images) is smaller than one batch ({config.batch_size:,}): "
                       f"lower the batch size to at most {n_fit:,}, or train on more images")
+    problem = precision_problem(config)
+    if problem is not None:
+        errors.append(problem)
     if n_val < 1:
         errors.append("the validation set would hold 0 images: hold out at least one image, or validate on "
                       "the test set")

@@ -41,6 +41,10 @@ DEFAULT_LEARNING_RATES = {
     "adamw": 0.001,
 }
 VALIDATION_SCHEMES = ("holdout", "fraction", "test")
+#: Numeric precision of training: float32 (the recipes'), or bfloat16 (Keras' ``mixed_bfloat16``
+#: policy: compute in bfloat16, variables and the output layer in float32). See
+#: :func:`mnistlab.runs.checks.bf16_supported` for where bfloat16 is offered.
+PRECISIONS = ("float32", "bfloat16")
 VALIDATION_LABELS = {
     "holdout": "hold-out: the last N training images",
     "fraction": "fraction: Keras validation_split of the training images",
@@ -123,7 +127,7 @@ def _as_float(field: str, value: Any, lo: float, hi: float, open_lo: bool, allow
         raise _fail(field, allowed, value)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         raise _fail(field, allowed, value) from None
     if not math.isfinite(number) or number > hi or number < lo or (open_lo and number == lo):
         raise _fail(field, allowed, value)
@@ -153,6 +157,9 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("patience", "int", None, "early stopping on validation loss after N epochs without improvement "
           "(keeps the best weights)", lo=1, hi=MAX_EPOCHS, unset="no early stopping", link="p"),
     Field("seed", "int", 0, "random seed (weights, shuffling, dropout)", lo=0, hi=MAX_SEED, link="s"),
+    Field("precision", "choice", "float32", "float32: the recipes'; bfloat16: compute in bfloat16 (Keras' "
+          "mixed_bfloat16: weights and the output layer stay float32), faster on CPUs with AVX512_BF16 or AMX",
+          choices=PRECISIONS, link="pr"),
 )}
 #: ``validation_size`` per validation scheme (the test set needs none): what RunConfig checks.
 VALIDATION_SIZES: dict[str, Field] = {
@@ -162,7 +169,7 @@ VALIDATION_SIZES: dict[str, Field] = {
                       "validation_split)", lo=0.0, hi=0.9, open_lo=True, unset=f"{DEFAULT_FRACTION}", link="vs"),
 }
 #: Fields added after the canonical form of schema 3 was fixed: in the id only when not default.
-LATER_FIELDS: tuple[str, ...] = ()
+LATER_FIELDS: tuple[str, ...] = ("precision",)
 
 
 def arch_field() -> Field:
@@ -183,7 +190,8 @@ class RunConfig:
     (None: 0.25), and unset for ``test``. ``train_size`` limits the training images used
     (for ``fraction``: before the split). ``data`` says where the images come from
     (``auto``, ``sample`` or a path to an ``.npz``); it is not part of the run id, the
-    fingerprint of the data it resolves to is.
+    fingerprint of the data it resolves to is. ``precision`` is ``float32`` (the recipes') or
+    ``bfloat16`` (Keras' mixed_bfloat16); a later field, in the id only when it is bfloat16.
     """
 
     task: str = "digits"
@@ -197,6 +205,7 @@ class RunConfig:
     train_size: int | None = None
     patience: int | None = None
     seed: int = 0
+    precision: str = "float32"
     data: str = "auto"
 
     def __post_init__(self) -> None:
@@ -244,6 +253,8 @@ class RunConfig:
             parts.append(f"es{self.patience}")
         if self.seed:
             parts.append(f"seed{self.seed}")
+        if self.precision == "bfloat16":
+            parts.append("bf16")
         return " · ".join(parts)
 
     # -- (de)serialisation ----------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from mnistlab.errors import MnistlabError
-from mnistlab.runs.config import MAX_EPOCHS, ConfigError, RunConfig, id_of
+from mnistlab.runs.config import FIELDS, LATER_FIELDS, MAX_EPOCHS, ConfigError, RunConfig, id_of
 
 FORMAT = 3
 RUN_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -381,6 +381,8 @@ def check_files(run_id: str, config_doc: Any, history_doc: Any, metrics_doc: Any
             "optimizer": config.optimizer, "learning_rate": config.effective_learning_rate,
             "validation": config.validation, "patience": config.patience, "seed": config.seed}
     differs = [key for key, value in same.items() if canonical.get(key) != value]
+    differs += [name for name in LATER_FIELDS  # a later field is in the canonical form only when not default
+                if canonical.get(name, FIELDS[name].default) != getattr(config, name)]
     if differs:
         raise RecordError(f"config.json: the configuration's {', '.join(differs)} do not match its canonical form "
                           "(the file was edited)")

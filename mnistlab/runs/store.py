@@ -231,6 +231,7 @@ class Run(RunFiles):
             "train_size": m["split"]["fit_images"],
             "patience": c.patience,
             "seed": c.seed,
+            "precision": c.precision,
             "test_accuracy": m["test_accuracy"],
             "test_loss": m["test_loss"],
             "kept_epoch": m["kept_epoch"],
