@@ -8,6 +8,7 @@ import streamlit as st
 from mnistlab import sweeps, sweeps_exec
 from mnistlab.datasets.mnist import default_source
 from mnistlab.errors import MnistlabError
+from mnistlab.runs.checks import bf16_supported
 from mnistlab.runs.config import FIELDS, arch_field
 from mnistlab.runs.worker import max_trainings
 from mnistlab.views.text import code, md
@@ -17,7 +18,8 @@ CURRENT = "sweep_current"  # session state: the sweep this session launched last
 LISTED = 5  # sweeps shown under "Sweeps", newest first
 LABELS = {"task": "Task", "arch": "Architecture", "optimizer": "Optimizer", "validation": "Validation",
           "epochs": "Epochs", "batch_size": "Batch size", "learning_rate": "Learning rate",
-          "validation_size": "Validation size", "train_size": "Training images", "patience": "Early-stopping patience"}
+          "validation_size": "Validation size", "train_size": "Training images", "patience": "Early-stopping patience",
+          "precision": "Precision"}
 
 
 def field_input(name: str, column) -> list | str:
@@ -43,12 +45,15 @@ def read_grid() -> tuple[dict, int, str]:
     columns = st.columns(4)
     for i, name in enumerate(("epochs", "batch_size", "learning_rate", "train_size")):
         grid[name] = field_input(name, columns[i])
-    columns = st.columns(4)
+    bf16, _ = bf16_supported()
+    columns = st.columns(5 if bf16 else 4)
     grid["validation_size"] = field_input("validation_size", columns[0])
     grid["patience"] = field_input("patience", columns[1])
-    seeds = columns[2].number_input("Seeds", 1, sweeps.MAX_SEEDS, 1, key="sweep_seeds",
-                                    help="How many seeds per configuration: 3 means seeds 0, 1 and 2.")
-    name = columns[3].text_input("Sweep name", "", key="sweep_name", max_chars=80,
+    if bf16:  # offered only where the CPU computes bfloat16 natively (see Train for the reason otherwise)
+        grid["precision"] = field_input("precision", columns[-3])
+    seeds = columns[-2].number_input("Seeds", 1, sweeps.MAX_SEEDS, 1, key="sweep_seeds",
+                                     help="How many seeds per configuration: 3 means seeds 0, 1 and 2.")
+    name = columns[-1].text_input("Sweep name", "", key="sweep_name", max_chars=80,
                                  help="Names the sweep in the list below (default: sweep- and a hash of the grid).")
     return grid, int(seeds), name.strip()
 
