@@ -5,6 +5,12 @@ Streamlit caching wraps library calls here; no training, file format or maths.
 
 from __future__ import annotations
 
+import functools
+import os
+import time
+import weakref
+
+import numpy as np
 import streamlit as st
 
 from mnistlab import RunStore
@@ -27,13 +33,30 @@ if PagesManager.uses_pages_directory:
     st.rerun()
 
 
+def _secrets() -> dict:
+    """Streamlit's secrets as a dict ({} when there are none). Without a secrets file, Streamlit
+    looks for one again, under a lock, at every read (raising each time): a look at the files
+    first spares that to every page of every viewer (several reads a page run)."""
+    from streamlit.runtime import secrets as streamlit_secrets
+
+    if st.secrets is streamlit_secrets.secrets_singleton:  # not replaced (AppTest gives secrets so)
+        try:
+            from streamlit import config
+
+            paths = config.get_option("secrets.files")
+        except Exception:  # noqa: BLE001  (then ask Streamlit itself, below)
+            paths = None
+        if paths is not None and not any(os.path.exists(path) for path in paths):
+            return {}
+    try:
+        return dict(st.secrets)
+    except Exception:  # noqa: BLE001  (no secrets file: that is normal)
+        return {}
+
+
 def settings() -> Settings:
     """Hosting settings: environment variables, or the same names in Streamlit secrets."""
-    try:
-        secrets = dict(st.secrets)
-    except Exception:  # no secrets file: that is normal
-        secrets = {}
-    return load_settings(secrets=secrets)
+    return load_settings(secrets=_secrets())
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -109,7 +132,7 @@ def resolve_refs(refs, known: dict) -> tuple[list, list]:
     if all(ref.run_id in known for ref in refs):  # the usual link: no second listing of the store
         return [ref.run_id for ref in refs], []
     try:
-        aliases = here.list_runs().aliases()  # ids from before a store migration still open their runs
+        aliases = listing(here).aliases()  # ids from before a store migration still open their runs
     except MnistlabError:  # a store that cannot be read is named by common.runs()
         aliases = {}
     resolved, missing = [], []
@@ -197,6 +220,39 @@ def dataset(info: SourceInfo | None = None) -> Dataset:
     return _dataset(info.kind, info.path, info.fingerprint)
 
 
+#: How many test digits :func:`digit_images` keeps as images (some 300 bytes each).
+MAX_DIGIT_IMAGES = 4096
+_digit_images: dict[tuple[str, int], str] = {}
+
+
+def digit_images(data: Dataset, indices) -> list[str]:
+    """Test digits of ``data`` (by index) as small PNG images, dark on light as the galleries show
+    them, in ``data:`` URLs for ``st.image``. Each is made once for every session (the newest
+    :data:`MAX_DIGIT_IMAGES` are kept): ``st.image`` encodes every array it is given for each
+    viewer, and keeps the result in memory for the session, while a URL is only sent."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    urls = []
+    for index in indices:
+        key = (data.fingerprint, int(index))
+        url = _digit_images.get(key)
+        if url is None:
+            buffer = io.BytesIO()
+            Image.fromarray(255 - np.asarray(data.x_test[key[1]], dtype=np.uint8)).save(buffer, format="PNG")
+            url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+            _digit_images[key] = url
+            while len(_digit_images) > MAX_DIGIT_IMAGES:
+                try:
+                    _digit_images.pop(next(iter(_digit_images)), None)
+                except (RuntimeError, StopIteration):  # another session changed it meanwhile
+                    break
+        urls.append(url)
+    return urls
+
+
 def dataset_for_run(run: Run) -> Dataset | None:
     """The data a run was tested on, if this machine has it (same fingerprint)."""
     wanted = run.metrics.get("data", {}).get("fingerprint")
@@ -210,19 +266,43 @@ def dataset_for_run(run: Run) -> Dataset | None:
     return dataset(other) if other.fingerprint == wanted else None
 
 
+#: The longest a listing is reused while the store's state token stays the same (seconds): the
+#: token moves with everything the store itself does (a run stored, imported, deleted, repaired:
+#: each is a rename in its root), so this only bounds how long a file edited in place by hand
+#: goes unseen.
+LISTING_MAX_AGE = 5.0
+_listings: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def listing(here: RunStore | None = None):
+    """The store's listing (:meth:`RunStore.list_runs`), shared by every session and rerun while
+    the store's state token stays the same (at most :data:`LISTING_MAX_AGE` seconds): listing
+    300 runs stats every file of every run, some 15 ms, on each page of each viewer otherwise.
+    Raises what ``list_runs`` raises. Shared, not copied: never change it."""
+    here = store() if here is None else here
+    token = here.state_token()
+    now = time.monotonic()
+    known = _listings.get(here)
+    if known is not None and known[0] == token and now - known[1] < LISTING_MAX_AGE:
+        return known[2]
+    found = here.list_runs()
+    _listings[here] = (token, now, found)
+    return found
+
+
 def runs(show_broken: bool = True, finished: bool = False) -> list[Run]:
     """Stored runs, newest first (``finished``: without diverged ones); broken folders are named
     in a warning, and a store that cannot be read is named in an error."""
     try:
-        listing = store().list_runs()
+        found = listing()
     except MnistlabError as exc:
         st.error(f"The run store cannot be read: {md(exc, limit=1000)}", icon=":material/error:")
         return []
     if show_broken:
-        for broken in listing.broken:
+        for broken in found.broken:
             st.warning(f"Skipped the broken run folder {code(broken.run_id)}: {md(broken.reason, limit=1000)}",
                        icon=":material/warning:")
-    return [r for r in listing.runs if r.is_finished] if finished else listing.runs
+    return [r for r in found.runs if r.is_finished] if finished else list(found.runs)
 
 
 def active_count() -> int:
@@ -280,16 +360,81 @@ def run_state(chosen: list[Run]) -> tuple:
     return tuple((r.run_id, r.metrics.get("created")) for r in chosen)
 
 
+def _key(chosen: list[Run], options: dict) -> str:
+    """:func:`run_state` and ``options`` as one short digest: the cache key. Streamlit hashes a
+    cached function's arguments value by value, which for 300 runs costs milliseconds on every
+    call; a digest of their text is hashed at once."""
+    import hashlib
+
+    text = repr((run_state(chosen), sorted(options.items())))
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+@functools.cache
+def _sent_figure_class():
+    import json
+
+    import plotly.graph_objects as go
+    import plotly.io
+
+    class SentFigure(go.Figure):
+        """A Plotly figure shared by every session (:func:`shared`): its JSON data are made once.
+
+        ``st.plotly_chart`` turns a figure into a dict with :meth:`to_dict` (a deep copy: some
+        10 ms for a figure of a dozen runs) and encodes that. Here :meth:`to_dict` gives data
+        made once (plain JSON values, which encode fastest), so every viewer only encodes them.
+        A change to the figure drops them (Plotly reports every change through the
+        ``_send_*_msg`` hooks), but a shared figure must not be changed anyway.
+        """
+
+        def to_dict(self):
+            sent = self.__dict__.get("_sent")
+            if sent is None:
+                sent = json.loads(plotly.io.to_json(super().to_dict(), validate=False))
+                self._sent = sent
+            return dict(sent)  # a new outer dict: copying or pickling the figure adds keys to it
+
+        def _changed(self, *args, **kwargs):
+            self.__dict__.pop("_sent", None)
+
+        _send_addTraces_msg = _send_animate_msg = _send_deleteTraces_msg = _send_moveTraces_msg = _changed
+        _send_relayout_msg = _send_restyle_msg = _send_update_msg = _changed
+
+    SentFigure.__module__, SentFigure.__qualname__ = __name__, "SentFigure"  # copied and pickled by name
+    return go.Figure, SentFigure
+
+
+def __getattr__(name: str):
+    if name == "SentFigure":  # made on first use: importing Plotly is not free
+        return _sent_figure_class()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _ready_to_send(result):
+    """``result`` with each Plotly figure in it (itself, or an item of a tuple or list) made a
+    :class:`SentFigure <_sent_figure_class>` with its JSON data ready."""
+    if type(result) in (tuple, list):
+        return type(result)(_ready_to_send(item) for item in result)
+    if type(result).__module__.startswith("plotly.") and type(result).__name__ == "Figure":
+        plain, sent = _sent_figure_class()
+        if type(result) is plain:
+            result.__class__ = sent  # the same object and data, with the to_dict above
+            result.to_dict()
+    return result
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _shared(what: str, state: tuple, options: tuple, _compute):
-    return _compute()
+def _shared(what: str, key: str, _compute):
+    return _ready_to_send(_compute())
 
 
 def shared(what: str, chosen: list[Run], compute, **options):
     """``compute()`` done once for every session and rerun of the server that asks ``what`` about
     the same runs in the same state, with the same ``options`` (hashable: everything else the
-    result depends on). Bounded (64 results); the result is shared, not copied: never change it."""
-    return _shared(what, run_state(chosen), tuple(sorted(options.items())), compute)
+    result depends on). Bounded (64 results); the result is shared, not copied: never change it.
+    A Plotly figure in the result (or in a tuple or list it is) also has its JSON data made once,
+    so ``st.plotly_chart`` only sends them to each viewer."""
+    return _shared(what, _key(chosen, options), compute)
 
 
 @st.cache_resource(show_spinner=False)
@@ -300,14 +445,14 @@ def _worker_thread():
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _background(what: str, state: tuple, options: tuple, _compute):
+def _background(what: str, key: str, _compute):
     return _worker_thread().submit(_compute)
 
 
 def background(what: str, chosen: list[Run], compute, **options):
     """Like :func:`shared`, but ``compute()`` runs in one server-wide worker thread: returns its
     ``Future`` at once, so a slow estimate never holds up the page (see :func:`when_done`)."""
-    return _background(what, run_state(chosen), tuple(sorted(options.items())), compute)
+    return _background(what, _key(chosen, options), compute)
 
 
 def when_done(job, draw, waiting: str) -> None:

@@ -288,8 +288,9 @@ if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads bette
     if right is not None:
         def draw_importance(found) -> None:
             if found is not None:
-                st.plotly_chart(charts.importance_bars(list(found.fields), list(found.values), list(found.stds)),
-                                key="compare_importance")
+                st.plotly_chart(common.shared("importance_bars", shown_runs, lambda: charts.importance_bars(
+                    list(found.fields), list(found.values), list(found.stds)), fields=tuple(varying_shown)),
+                    key="compare_importance")
                 st.caption(md(found.caption(), limit=1000))
 
         with right:

@@ -80,8 +80,7 @@ def gallery(frame, caption) -> None:
         st.dataframe(frame, hide_index=True)
         return
     rows = frame.head(GALLERY_SIZE)
-    st.image([255 - data.x_test[i] for i in rows["index"]], caption=[caption(r) for r in rows.itertuples()],
-             width=72)
+    st.image(common.digit_images(data, rows["index"]), caption=[caption(r) for r in rows.itertuples()], width=72)
     if len(frame) > GALLERY_SIZE:
         st.caption(f"Showing {GALLERY_SIZE} of {len(frame)}.")
 

@@ -80,29 +80,35 @@ def traces(app, selector=".scatterlayer .trace"):
     return app.page.locator(f"{PLOT} {selector}").count()
 
 
+PANELS = ".st-key-compare_panels"
+
+
+def legend_names(app, chart: str = PANELS) -> list[str]:
+    return app.page.locator(f"{chart} .legendtext").evaluate_all("els => els.map(e => e.textContent)")
+
+
 def test_compare_draws_every_run_switches_views_and_downloads_csv(app, e2e_store):
-    _, runs = e2e_store
     app.open()
     app.goto_page("Compare")
-    tags = app.page.locator('[data-testid="stMultiSelect"]').filter(has_text="Runs to compare")
-    assert wait_until(lambda: tags.get_by_text(runs["mlp"].label).count() > 0 and
-                      tags.get_by_text(runs["cnn"].label).count() > 0, 30)
-    assert wait_until(lambda: traces(app) >= 2 * 2 * 2, 30)  # 2 runs x (loss, accuracy) x (train, val)
+    # The first visit draws the newest runs, one panel per metric, legends naming what differs.
+    assert wait_until(lambda: {"mlp", "cnn"} <= set(legend_names(app)), 30), legend_names(app)
+    panel_traces = app.page.locator(f"{PANELS} {PLOT} .scatterlayer .trace")
+    assert wait_until(lambda: panel_traces.count() >= 2 * 2 * 2, 30)  # runs x (loss, accuracy) x (train, val)
     app.screenshot("compare")
-    app.page.get_by_text("overlay", exact=True).click()
+    app.page.get_by_text("side by side", exact=True).click()
     app.settle()
-    assert wait_until(lambda: app.page.locator(f"{PLOT} .gtitle").filter(has_text="validation accuracy").count(), 30)
-    assert traces(app) >= 2
-    before = traces(app)
+    side = ".st-key-compare_side"
+    assert wait_until(lambda: app.page.locator(f"{side} {PLOT} .annotation").count() >= 2, 30)
+    before = app.page.locator(f"{side} {PLOT} .scatterlayer .trace").count()
     slider = app.page.locator('[data-testid="stSlider"] input[type="range"]').first
     for _ in range(3):  # a key press that lands while the page reruns can be lost: try again
         slider.focus()
         for _ in range(3):
             slider.press("ArrowRight")
         app.settle()
-        if wait_until(lambda: traces(app) > before, 10):
+        if wait_until(lambda: app.page.locator(f"{side} {PLOT} .scatterlayer .trace").count() > before, 10):
             break
-    assert traces(app) > before  # smoothing adds the faint raw curves
+    assert app.page.locator(f"{side} {PLOT} .scatterlayer .trace").count() > before  # faint raw curves
     assert float(re.search(r"smoothing=([0-9.]+)", app.page.url).group(1)) > 0  # the link follows the view
     with app.page.expect_download() as download:
         app.page.get_by_role("button", name="Histories (CSV)").click()
@@ -115,14 +121,16 @@ def test_a_shared_compare_link_opens_the_same_view(app, e2e_store):
     _, runs = e2e_store
     app.open()
     app.goto_page("Compare")
-    app.page.get_by_text("overlay", exact=True).click()
+    assert wait_until(lambda: len(legend_names(app)) >= 2, 30)
+    app.page.get_by_text("side by side", exact=True).click()
     app.settle()
+    assert wait_until(lambda: "mode=side" in app.page.url, 30), app.page.url
     shared = app.page.url
-    assert "mode=overlay" in shared and runs["mlp"].run_id in shared
+    assert runs["mlp"].run_id[:4] in shared
     app.page.goto("about:blank")
     app.page.goto(shared)
     app.settle()
-    assert wait_until(lambda: app.page.locator(f"{PLOT} .gtitle").filter(has_text="validation accuracy").count(), 30)
+    assert wait_until(lambda: app.page.locator(f".st-key-compare_side {PLOT} .annotation").count() >= 2, 30)
     app.assert_healthy()
 
 
