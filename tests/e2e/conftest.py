@@ -7,6 +7,7 @@ CI (CI=true), where that is a failure: CI must run them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -65,11 +66,11 @@ def e2e_store(tmp_path_factory):
     return store, runs
 
 
-@pytest.fixture(scope="session")
-def server(e2e_store, browser):
-    store, _ = e2e_store
+@contextlib.contextmanager
+def running_server(store_root):
+    """A real Streamlit server of the app on ``store_root`` (writable, sample data, offline): its base URL."""
     port = free_port()
-    env = {**os.environ, "MNISTLAB_STORE": str(store.root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
+    env = {**os.environ, "MNISTLAB_STORE": str(store_root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
     env.pop("MNISTLAB_READ_ONLY", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
@@ -79,9 +80,18 @@ def server(e2e_store, browser):
     if not wait_healthy(base):
         process.kill()
         pytest.fail("the Streamlit server did not become healthy: " + process.communicate()[0][-2000:])
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def server(e2e_store, browser):
+    store, _ = e2e_store
+    with running_server(store.root) as base:
+        yield base
 
 
 class Page:

@@ -10,19 +10,14 @@ width, and a tick in the table adding a run to the chart.
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
 from mnistlab import RunStore
 from mnistlab.analysis import comparison
-from tests.conftest import ROOT
-from tests.e2e.conftest import Page
-from tests.serving import free_port, wait_healthy
+from tests.e2e.conftest import Page, running_server
 from tests.synthetic import synthetic_configs, write_runs
 
 pytestmark = pytest.mark.browser
@@ -46,20 +41,8 @@ def compare_server(browser, tmp_path_factory):
     store = RunStore(root)
     ids = write_runs(store, synthetic_configs(12))
     runs = {run_id: store.load(run_id) for run_id in ids}
-    port = free_port()
-    env = {**os.environ, "MNISTLAB_STORE": str(root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
-    env.pop("MNISTLAB_READ_ONLY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    if not wait_healthy(base):
-        process.kill()
-        pytest.fail("the Streamlit server did not become healthy: " + process.communicate()[0][-2000:])
-    yield base, ids, runs
-    process.terminate()
-    process.wait(timeout=20)
+    with running_server(root) as base:
+        yield base, ids, runs
 
 
 @pytest.fixture

@@ -7,19 +7,15 @@ The server has a store of its own (runs are added and attempts launched here).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
 from mnistlab import RunStore
-from tests.conftest import ROOT, run_python
-from tests.e2e.conftest import Page
-from tests.serving import free_port, wait_healthy
+from tests.conftest import run_python
+from tests.e2e.conftest import Page, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -35,20 +31,8 @@ def live_server(trained_store, browser, tmp_path_factory):
     root.mkdir()
     for name in ("mlp", "cnn"):
         shutil.copytree(runs[name].path, root / runs[name].run_id)
-    port = free_port()
-    env = {**os.environ, "MNISTLAB_STORE": str(root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
-    env.pop("MNISTLAB_READ_ONLY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    if not wait_healthy(base):
-        process.kill()
-        pytest.fail("the Streamlit server did not become healthy: " + process.communicate()[0][-2000:])
-    yield base, RunStore(root), runs["cnn_parity"]
-    process.terminate()
-    process.wait(timeout=20)
+    with running_server(root) as base:
+        yield base, RunStore(root), runs["cnn_parity"]
 
 
 @pytest.fixture
