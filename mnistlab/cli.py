@@ -153,35 +153,10 @@ def _run_json(run) -> dict:
 
 
 def _quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter (absl's pre-init notice, oneDNN and CPU-feature
-    INFO lines, written by C++ straight to file descriptor 2) kept from the terminal, and its Python
-    logger (retracing warnings) at ERROR. Lines that are not known chatter are passed on."""
-    if "tensorflow" in sys.modules:
-        return
-    import logging
-    import re
-    import tempfile
-    import warnings
+    """Import TensorFlow without its start-up chatter (see :mod:`mnistlab.models.runtime`)."""
+    from mnistlab.models.runtime import import_tensorflow
 
-    chatter = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|This TensorFlow binary "
-                         r"is optimized|To enable the following instructions|rebuild TensorFlow|^\s*$")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-            import tensorflow as tf
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        captured.seek(0)
-        for line in captured.read().decode(errors="replace").splitlines():
-            if not chatter.search(line):
-                print(line, file=sys.stderr)
-    tf.get_logger().setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"keras(\.|$)")
+    import_tensorflow()
 
 
 def cmd_train(args) -> int:
