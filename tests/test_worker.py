@@ -5,7 +5,7 @@ import time
 import pytest
 
 from mnistlab.runs.store import RunStore
-from mnistlab.runs.worker import in_progress, launch, work
+from mnistlab.runs.worker import in_progress, launch, work, worker_plan
 from mnistlab.settings import Settings
 from tests.conftest import ROOT, tiny_config
 
@@ -67,15 +67,7 @@ def test_eight_processes_launching_with_a_cap_of_one_train_one_at_a_time_and_all
     for process in processes:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err[-2000:]
-    most = 0
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        active = store.live.active()
-        most = max(most, sum(a.state == "training" for a in active))
-        if not active:
-            break
-        time.sleep(0.05)
-    assert most == 1
+    assert most_training_at_once(store) == 1
     run_ids = [store.resolve(tiny_config(epochs=1, train_size=100, seed=s)).run_id for s in range(8)]
     assert all(store.exists(run_id) for run_id in run_ids)
 
@@ -89,3 +81,36 @@ def test_a_run_whose_worker_died_before_claiming_it_trains_when_launched_again(s
     assert store.live.latest(resolved.run_id).state == "queued"
     assert launch(store, [config]) == []  # already queued: not queued twice, but a worker is started
     assert wait_for(lambda: store.exists(resolved.run_id))
+
+
+def most_training_at_once(store, seconds=300):
+    """Poll the live state until the queue is empty; the most attempts seen training together."""
+    most = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        active = store.live.active()
+        most = max(most, sum(a.state == "training" for a in active))
+        if not active:
+            break
+        time.sleep(0.05)
+    return most
+
+
+def test_worker_plan_splits_the_cores_between_the_runs_that_will_train_at_once():
+    assert worker_plan(2, queued=2, training=0, cores=2) == (2, 1)  # side by side, one thread each
+    assert worker_plan(1, queued=2, training=0, cores=2) == (1, 2)  # the cap: one after the other, all cores
+    assert worker_plan(2, queued=1, training=0, cores=2) == (1, 2)  # alone: every core
+    assert worker_plan(2, queued=1, training=1, cores=2) == (1, 1)  # joins a run already training
+    assert worker_plan(2, queued=3, training=2, cores=2) == (1, 1)  # cap full: one worker waits its turn
+    assert worker_plan(4, queued=10, training=0, cores=16) == (4, 4)
+
+
+@pytest.mark.parametrize("cap, expected", [(2, 2), (1, 1)])
+def test_two_queued_runs_train_side_by_side_when_the_cap_allows_and_one_at_a_time_otherwise(tmp_path, cap, expected):
+    store = RunStore(tmp_path / "runs", settings=Settings(max_trainings=cap))
+    configs = [tiny_config(arch="cnn", epochs=3, train_size=600, seed=seed) for seed in (1, 2)]
+    run_ids = launch(store, configs)
+    assert most_training_at_once(store) == expected
+    assert all(store.exists(run_id) for run_id in run_ids), list(store.root.glob(".tmp/*.log"))
+    logs = list((store.root / ".tmp").glob("worker-*.log"))
+    assert len(logs) == expected  # one worker process per run that may train at once
