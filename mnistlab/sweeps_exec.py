@@ -16,7 +16,12 @@ module does the I/O around it.
   back as the bytes of a run bundle, which is imported with the same checks as any bundle
   (a run already present is skipped, so none is stored twice). This process records each
   remote run in the live state (launch, claim by ``dask:<scheduler>``, its history, finish),
-  so the app shows it; Dask retries a task whose worker died.
+  so the app shows it; Dask retries a task whose worker died. Each epoch is reported live: the
+  worker logs the history so far as a Dask event (``Worker.log_event``) on a topic private to
+  the sweep, and this process, subscribed to it (``Client.subscribe_topic``), checks it and
+  writes it into the live state from one thread of its own (:class:`_RemoteRuns`). A cancel
+  requested in the live state (the app's button) is passed to the worker as a
+  ``distributed.Event``, which the training polls about once a second.
 """
 
 from __future__ import annotations
@@ -24,12 +29,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import queue
+import threading
+import time
 import uuid
 from typing import Any, Callable, Iterator
 
 from mnistlab.errors import MnistlabError
 from mnistlab.runs import worker
-from mnistlab.runs.config import RunConfig
+from mnistlab.runs.config import MAX_EPOCHS, RunConfig
+from mnistlab.runs.live import Attempt, LiveState
+from mnistlab.runs.records import EPOCH_RECORD, List, RecordError, clean
 from mnistlab.runs.store import RunStore
 from mnistlab.sweeps import (
     FULL_DATA_NOTE,
@@ -47,6 +57,10 @@ from mnistlab.sweeps import (
 
 #: How often a Dask sweep whose worker processes died is tried again as a whole, at most.
 LOCAL_ROUNDS = 3
+#: Seconds between two looks for a cancel request of a remote run (on the worker, and here).
+REMOTE_CANCEL_POLL_SECONDS = 1.0
+#: Epoch events waiting to be written, at most; more are dropped (the next one carries the whole history).
+EVENT_QUEUE_SIZE = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,30 +251,218 @@ def run_local(store: RunStore, plan: Plan, *, jobs: int = 1, threads_per_job: in
 
 
 # -- a Dask cluster: joblib's Dask backend, runs sent back as bundles ----------------------
-def _train_remote(config: dict[str, Any], run_id: str, threads: int) -> tuple[str, bytes | None, str]:
-    """On a Dask worker: train ``config`` into a private temporary store, return its bundle bytes."""
+def _cancel_event_name(topic: str, run_id: str) -> str:
+    """The name of the ``distributed.Event`` that asks the worker training ``run_id`` to stop."""
+    return f"{topic}:cancel:{run_id}"
+
+
+def _remote_hooks(topic: str | None, run_id: str) -> tuple[Callable | None, Callable[[], bool] | None]:
+    """``(on_epoch, should_stop)`` for training ``run_id`` in a Dask task; ``(None, None)`` elsewhere.
+
+    ``on_epoch`` logs the history so far as a Dask event on ``topic`` (``{"run_id", "history"}``);
+    ``should_stop`` asks the scheduler, at most once a second, whether the run's cancel event is set.
+    """
+    try:
+        from distributed import Event, get_worker
+
+        dask_worker = get_worker() if topic else None
+    except (ImportError, ValueError):  # no Dask here, or not in a Dask task (joblib's fallback)
+        dask_worker = None
+    if dask_worker is None:
+        return None, None
+    cancel = Event(_cancel_event_name(topic, run_id))
+    last = [-REMOTE_CANCEL_POLL_SECONDS, False]  # when the scheduler was last asked, and its answer
+
+    def on_epoch(record: dict, history: list) -> None:
+        with contextlib.suppress(Exception):  # progress is a nicety: it never stops the training
+            dask_worker.log_event(topic, {"run_id": run_id, "history": clean(history)})
+
+    def should_stop() -> bool:  # called after every block of batches
+        now = time.monotonic()
+        if now - last[0] >= REMOTE_CANCEL_POLL_SECONDS:
+            last[0] = now
+            with contextlib.suppress(Exception):  # the scheduler is unreachable: train on
+                last[1] = bool(cancel.is_set())
+        return bool(last[1])
+
+    return on_epoch, should_stop
+
+
+def _train_remote(config: dict[str, Any], run_id: str, threads: int,
+                  topic: str | None = None) -> tuple[str, bytes | None, str, str]:
+    """On a Dask worker: train ``config`` into a private temporary store, return its bundle bytes.
+
+    Returns ``(run_id, bundle or None, message, state)``, state ``trained``, ``failed`` or
+    ``cancelled``. With ``topic``, in a Dask task, each epoch is reported on ``topic`` and the
+    sweep can stop the training (see :func:`_remote_hooks`); elsewhere it simply trains.
+    """
     import shutil
     import tempfile
 
+    from mnistlab.models.training import Cancelled
     from mnistlab.runs.bundles import export_bundle
     from mnistlab.settings import Settings
 
+    on_epoch, should_stop = _remote_hooks(topic, run_id)
     folder = tempfile.mkdtemp(prefix="mnistlab-dask-")
     try:
         store = RunStore(folder, settings=Settings())
         resolved = store.resolve(RunConfig.from_dict(config))
         if resolved.run_id != run_id:
             return run_id, None, (f"this worker's data ({resolved.source.title}) is not the data the sweep was "
-                                  f"planned on: give the worker the same file (MNISTLAB_MNIST) or use --data sample")
+                                  f"planned on: give the worker the same file (MNISTLAB_MNIST) or use --data sample"
+                                  ), "failed"
         worker.thread_budget(threads)
-        run = store.train(resolved)
-        return run_id, export_bundle(store, [run.run_id]), ""
+        run = store.train(resolved, on_epoch=on_epoch, should_stop=should_stop)
+        return run_id, export_bundle(store, [run.run_id]), "", "trained"
+    except Cancelled:
+        return run_id, None, "cancelled on request", "cancelled"
     except MnistlabError as exc:
-        return run_id, None, str(exc)
+        return run_id, None, str(exc), "failed"
     except Exception as exc:  # a bug or the machine: reported for this run, the sweep goes on
-        return run_id, None, f"{type(exc).__name__}: {exc}"
+        return run_id, None, f"{type(exc).__name__}: {exc}", "failed"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_HISTORY = List(EPOCH_RECORD, MAX_EPOCHS)
+
+
+def _epoch_event(event: Any, attempts: dict[str, Attempt]) -> tuple[str, list[dict[str, Any]]] | None:
+    """``(run_id, history)`` of a Dask epoch event for one of ``attempts``, or None if it is not one.
+
+    ``event`` comes from the network: ``(timestamp, {"run_id": …, "history": […]})`` (the
+    scheduler adds ``"worker"``, its address) where the run id is one of ``attempts`` and the
+    history holds at most that attempt's epochs, each a record as ``history.json`` keeps them
+    (finite numbers), numbered 1, 2, 3, …
+    """
+    if not isinstance(event, (tuple, list)) or len(event) != 2:
+        return None
+    msg = event[1]
+    if not isinstance(msg, dict) or not {"run_id", "history"} <= msg.keys() <= {"run_id", "history", "worker"}:
+        return None
+    run_id, history = msg["run_id"], msg["history"]
+    attempt = attempts.get(run_id) if isinstance(run_id, str) else None
+    if attempt is None or not isinstance(history, (list, tuple)) or not 0 < len(history) <= attempt.epochs_total:
+        return None
+    try:
+        history = _HISTORY(list(history), "history")  # msgpack gives the list back as a tuple
+    except RecordError:
+        return None
+    if [record["epoch"] for record in history] != list(range(1, len(history) + 1)):
+        return None
+    return run_id, history
+
+
+class _RemoteRuns:
+    """The runs of one Dask sweep under way: their claimed attempts, their live epochs, their cancels.
+
+    :meth:`handle` is the handler of the sweep's event topic; Dask calls it on the client's
+    event loop, so it only checks the event and queues it. One thread of this object writes
+    the queued histories into the live state (its own SQLite connection, as
+    :class:`~mnistlab.runs.live.LiveState` keeps one per thread) and, about once a second,
+    sets the cancel event of each run whose attempt a person cancelled. A run given back by
+    :meth:`release` (it came back) gets no more epochs: a write under way ends first, a later one
+    is dropped. The event loop only ever waits for ``_lock``, which no I/O holds.
+    """
+
+    def __init__(self, live: LiveState, topic: str, message: str, client: Any = None):
+        self.live, self.topic, self.message, self.client = live, topic, message, client
+        self._attempts: dict[str, Attempt] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()  # the attempts and _closed; held briefly, never across I/O
+        self._writing = threading.Lock()  # held across a write into the live state
+        self._queue: queue.Queue = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"mnistlab-{topic}", daemon=True)
+
+    def add(self, run_id: str, attempt: Attempt) -> None:
+        with self._lock:
+            self._attempts[run_id] = attempt
+
+    def release(self, run_id: str) -> Attempt:
+        """The attempt of a run that came back; its epochs are no longer written."""
+        with self._writing, self._lock:
+            return self._attempts.pop(run_id)
+
+    def attempts(self) -> list[Attempt]:
+        with self._lock:
+            return list(self._attempts.values())
+
+    def handle(self, event: Any) -> bool:
+        """Queue a valid epoch event of a run under way; ignore anything else. Never raises."""
+        try:
+            with self._lock:
+                found = None if self._closed else _epoch_event(event, self._attempts)
+            if found is None:
+                return False
+            self._queue.put_nowait(found)
+            return True
+        except Exception:  # noqa: BLE001 -- network input on Dask's event loop: nothing may escape
+            return False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop writing; clear the cancel events set for this sweep (the scheduler forgets them)."""
+        with self._lock:
+            self._closed = True
+            self._attempts.clear()
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+        if self.client is not None and self._cancelled:
+            from distributed import Event
+
+            for run_id in self._cancelled:
+                with contextlib.suppress(Exception):  # the cluster may be gone; an event is tiny
+                    Event(_cancel_event_name(self.topic, run_id), client=self.client).clear()
+
+    def _run(self) -> None:
+        looked = time.monotonic()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=REMOTE_CANCEL_POLL_SECONDS)
+                except queue.Empty:
+                    item = ()
+                if item is None:
+                    return
+                if item:
+                    self._write(*item)
+                if time.monotonic() - looked >= REMOTE_CANCEL_POLL_SECONDS:
+                    looked = time.monotonic()
+                    self._pass_cancels()
+        finally:
+            self.live.close()
+
+    def _write(self, run_id: str, history: list[dict[str, Any]]) -> None:
+        with self._writing:
+            with self._lock:
+                attempt = None if self._closed else self._attempts.get(run_id)
+            if attempt is None:
+                return
+            with contextlib.suppress(MnistlabError):  # cancelled or ended meanwhile, or the disk: skip
+                self.live.record_epoch(attempt.id, history, self.message)
+
+    def _pass_cancels(self) -> None:
+        if self.client is None:
+            return
+        from distributed import Event
+
+        with self._lock:
+            waiting = [(run_id, a.id) for run_id, a in self._attempts.items() if run_id not in self._cancelled]
+        for run_id, attempt_id in waiting:
+            try:
+                if not self.live.cancel_requested(attempt_id):
+                    continue
+            except MnistlabError:  # the disk: look again next time
+                continue
+            with contextlib.suppress(Exception):  # the cluster is unreachable: try again next time
+                Event(_cancel_event_name(self.topic, run_id), client=self.client).set()
+                self._cancelled.add(run_id)
 
 
 @contextlib.contextmanager
@@ -283,7 +485,9 @@ def run_dask(store: RunStore, plan: Plan, scheduler: Any, *, threads_per_job: in
     """Train the plan's missing runs on a Dask cluster (``scheduler``: an address or a Client).
 
     Each run is launched and claimed in the live state when joblib hands it to the cluster,
-    so the app shows it training; its bundle is imported (full validation) when it comes back.
+    so the app shows it training; its epochs arrive live as Dask events (see
+    :class:`_RemoteRuns`); its bundle is imported (full validation) when it comes back. A
+    cancel requested for its attempt stops it on the worker (it ends ``cancelled``).
     Ctrl-C cancels the runs under way (their attempts) and re-raises.
     """
     import joblib
@@ -291,29 +495,32 @@ def run_dask(store: RunStore, plan: Plan, scheduler: Any, *, threads_per_job: in
     live = store.live
     worker.enqueue(store, [run.config for run in plan.runs], sweep=plan.name)  # the app shows them queued
     planned: dict[str, PlannedRun] = {run.run_id: run for run in plan.to_train}
-    claimed: dict[str, Any] = {}
     outcomes: list[Outcome] = []
 
     with dask_client(scheduler) as client:
         holder = f"dask:{client.scheduler.address}"
+        where = f"training on the Dask cluster at {client.scheduler.address}"
+        topic = f"mnistlab-sweep-{uuid.uuid4().hex}"  # this call's own: two sweeps on one cluster never mix
+        remote = _RemoteRuns(live, topic, where, client)
 
         def tasks():  # consumed lazily by joblib: a run is claimed when it is handed to the cluster
             for run in planned.values():
                 attempt = live.claim(holder, None, run_id=run.run_id)
                 if attempt is None:  # stored, cancelled, or taken by a local worker meanwhile: not sent
                     continue
-                live.set_message(attempt.id, f"training on the Dask cluster at {client.scheduler.address}")
-                claimed[run.run_id] = attempt
-                yield joblib.delayed(_train_remote)(attempt.config, run.run_id, threads_per_job)
+                live.set_message(attempt.id, where)
+                remote.add(run.run_id, attempt)
+                yield joblib.delayed(_train_remote)(attempt.config, run.run_id, threads_per_job, topic)
 
-        def finish(run_id: str, payload: bytes | None, error: str) -> None:
+        def finish(run_id: str, payload: bytes | None, error: str, ended: str) -> None:
             from mnistlab.runs.bundles import import_bundle
 
-            attempt = claimed.pop(run_id)
+            attempt = remote.release(run_id)  # no live epoch is written for it from here on
             label = planned[run_id].config.label()
             if payload is None:
-                live.finish(attempt.id, "failed", error)
-                outcome = Outcome(run_id, label, "failed", message=error, where=holder)
+                state = "cancelled" if ended == "cancelled" else "failed"
+                live.finish(attempt.id, state, error)
+                outcome = Outcome(run_id, label, state, message=error, where=holder)
             else:
                 try:
                     imported, _present = import_bundle(store, payload)
@@ -331,9 +538,14 @@ def run_dask(store: RunStore, plan: Plan, scheduler: Any, *, threads_per_job: in
                 on_result(outcome)
 
         try:
+            remote.start()
+            client.subscribe_topic(topic, remote.handle)
+            # One task per worker thread of the cluster under way. At least 2 jobs: joblib runs
+            # n_jobs=1 in this process, which would bypass a cluster of one single-thread worker.
+            slots = max(1, sum(client.nthreads().values()))
             with joblib.parallel_config(backend="dask"):
-                results = joblib.Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1,
-                                          pre_dispatch="n_jobs")(tasks())
+                results = joblib.Parallel(n_jobs=max(2, slots), return_as="generator_unordered", batch_size=1,
+                                          pre_dispatch=str(slots))(tasks())
                 for result in results:
                     finish(*result)
         except BaseException as exc:
@@ -343,10 +555,14 @@ def run_dask(store: RunStore, plan: Plan, scheduler: Any, *, threads_per_job: in
             if stopped:
                 with contextlib.suppress(MnistlabError):
                     cancel_sweep(store, plan.name)
-            for attempt in list(claimed.values()):
+            for attempt in remote.attempts():
                 with contextlib.suppress(MnistlabError, ValueError):
                     live.finish(attempt.id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", reason)
             raise
+        finally:
+            with contextlib.suppress(Exception):  # a client that lost its scheduler cannot say so
+                client.unsubscribe_topic(topic)
+            remote.close()
     for run in planned.values():  # taken by a local worker when it was its turn: it ends there
         if run.run_id not in {o.run_id for o in outcomes}:
             state, message = worker.train_queued(store, run.run_id, f"wait-{os.getpid()}")

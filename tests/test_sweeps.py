@@ -27,8 +27,17 @@ from mnistlab.sweeps import (
     recipe_rows,
     recipes_sweep,
 )
-from mnistlab.sweeps_exec import cancel_sweep, plan_sweep, retry_failed, run_dask, run_local, sweep_progress
-from tests.conftest import ROOT
+from mnistlab.sweeps_exec import (
+    _RemoteRuns,
+    _train_remote,
+    cancel_sweep,
+    plan_sweep,
+    retry_failed,
+    run_dask,
+    run_local,
+    sweep_progress,
+)
+from tests.conftest import ROOT, tiny_config
 
 TINY = {"epochs": 1, "train_size": 200, "validation": "fraction"}
 
@@ -119,7 +128,7 @@ def test_the_recipes_sweep_is_the_eight_published_configurations():
 
 # -- the live state and the app's controls (no training) ----------------------------------------
 def test_cancel_and_retry_act_on_the_whole_sweep(store, monkeypatch):
-    monkeypatch.setattr(worker, "start_worker", lambda store: None)
+    monkeypatch.setattr(worker, "start_worker", lambda store, **options: None)
     plan = plan_sweep(store, make_sweep({"arch": "mlp,cnn", **TINY}, seeds=2, data="sample", name="s1"))
     assert len(worker.launch(store, [r.config for r in plan.runs], sweep="s1")) == 4
     assert sweep_progress(store, "s1").text() == "0 of 4 done, 4 queued"
@@ -234,6 +243,128 @@ def test_a_dask_worker_killed_during_the_sweep_is_retried_and_nothing_is_stored_
     assert sorted(o.run_id for o in results) == sorted(r.run_id for r in plan.runs)
     assert all(o.state == "trained" for o in results), [o.line() for o in results]
     assert_each_run_stored_once(store, plan)
+
+
+def run_dask_polling(store, plan, client, name, look):
+    """Run ``run_dask`` in a thread; call ``look(attempts)`` with the sweep's attempts every 10 ms meanwhile."""
+    results, errors = [], []
+
+    def go():
+        try:
+            results.extend(run_dask(store, plan, client))
+        except BaseException as exc:  # noqa: BLE001 -- shown by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while thread.is_alive() and time.monotonic() < deadline:
+        look(store.live.sweep_attempts(name))
+        time.sleep(0.01)
+    thread.join(60)
+    assert not errors and not thread.is_alive(), errors
+    return results
+
+
+def test_a_dask_run_shows_each_epoch_live_while_it_trains(tmp_path, dask_cluster):
+    store = RunStore(tmp_path / "runs")
+    sweep = make_sweep({"arch": "cnn", **TINY, "epochs": 3, "train_size": 600}, seeds=2, data="sample",
+                       name="live")
+    plan = plan_sweep(store, sweep)
+    seen: dict[str, list[list[dict]]] = {}  # run id -> the histories read while it trained on the cluster
+
+    def look(attempts):
+        for run_id, attempt in attempts.items():
+            # "imported from the Dask cluster" is the whole history written when the run came back: not live
+            if attempt.state == "training" and attempt.history and attempt.message.startswith(
+                    "training on the Dask cluster at "):
+                seen.setdefault(run_id, []).append(attempt.history)
+
+    outcomes = run_dask_polling(store, plan, dask_cluster, "live", look)
+    assert sorted(o.state for o in outcomes) == ["trained", "trained"], [o.line() for o in outcomes]
+    assert sorted(seen) == sorted(r.run_id for r in plan.runs), "no epoch reached the live state during training"
+    for run_id, histories in seen.items():
+        stored = store.load(run_id).history
+        for history in histories:  # the real epochs, 1..k of 3, as the run stored them
+            assert 1 <= len(history) <= 3 and history == stored[:len(history)]
+    assert all(a.state == "finished" and len(a.history) == 3 for a in store.live.sweep_attempts("live").values())
+
+
+def test_a_cancel_in_the_live_state_stops_the_run_on_the_dask_worker(tmp_path, dask_cluster):
+    store = RunStore(tmp_path / "runs")
+    sweep = make_sweep({"arch": "cnn", **TINY, "epochs": 200, "train_size": 600}, data="sample", name="stop")
+    plan = plan_sweep(store, sweep)
+    asked = []
+
+    def look(attempts):  # the app's cancel button, once the first epoch shows
+        for attempt in attempts.values():
+            if attempt.state == "training" and attempt.history and not asked:
+                store.live.request_cancel(attempt.id)
+                asked.append(len(attempt.history))
+
+    outcomes = run_dask_polling(store, plan, dask_cluster, "stop", look)
+    assert asked, "no epoch reached the live state"
+    assert [o.state for o in outcomes] == ["cancelled"], [o.line() for o in outcomes]
+    attempt = store.live.sweep_attempts("stop")[plan.runs[0].run_id]
+    assert attempt.state == "cancelled" and attempt.message == "cancelled on request"
+    assert len(attempt.history) < 200 and not store.exists(plan.runs[0].run_id)
+
+
+def test_epoch_events_from_the_network_are_checked_and_bad_ones_ignored(store):
+    config = tiny_config(epochs=3)
+    run_id = store.resolve(config).run_id
+    worker.enqueue(store, [config])
+    attempt = store.live.claim("dask:test", None, run_id=run_id)
+    remote = _RemoteRuns(store.live, "mnistlab-sweep-test", "training on the Dask cluster at test")
+    remote.add(run_id, attempt)
+    one = {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.7, "seconds": 0.1,
+           "elapsed": 0.1}
+    two = {**one, "epoch": 2, "elapsed": 0.2}
+
+    def event(msg):
+        return (time.time(), msg)
+
+    hostile = [None, "text", 42, (1,), (1, 2, 3), event(None), event([run_id, [one]]), event({"run_id": run_id}),
+               event({"run_id": run_id, "history": [one], "extra": 1}),  # unknown key
+               event({"run_id": "0" * 16, "history": [one]}),  # a run id not claimed here
+               event({"run_id": ["unhashable"], "history": [one]}), event({"run_id": 7, "history": [one]}),
+               event({"run_id": run_id, "history": "[one]"}), event({"run_id": run_id, "history": []}),
+               event({"run_id": run_id, "history": [one] * 10**6}),  # far more epochs than the run has
+               event({"run_id": run_id, "history": [one, two, {**two, "epoch": 3}, {**two, "epoch": 4}]}),
+               event({"run_id": run_id, "history": [two]}),  # not numbered from 1
+               event({"run_id": run_id, "history": [{**one, "loss": float("nan")}]}),
+               event({"run_id": run_id, "history": [{**one, "val_loss": float("inf")}]}),
+               event({"run_id": run_id, "history": [{**one, "accuracy": "0.8"}]}),
+               event({"run_id": run_id, "history": [{**one, "accuracy": True}]}),
+               event({"run_id": run_id, "history": [{**one, "seconds": -1.0}]}),
+               event({"run_id": run_id, "history": [{**one, "epoch": 1.0}]}),
+               event({"run_id": run_id, "history": [{**one, "rogue": 1.0}]}),
+               event({"run_id": run_id, "history": [{**one, "loss": {"nested": 1}}]}),
+               event({"run_id": run_id, "history": [[1, 2, 3]]}),
+               event({"run_id": run_id, "history": [{**one, "loss": 10**400}]})]
+    assert [remote.handle(bad) for bad in hostile] == [False] * len(hostile)
+    assert store.live.get(attempt.id).history == []
+    remote.start()
+    try:  # as the scheduler sends it: the list as a tuple (msgpack), with the worker's address
+        assert remote.handle(event({"run_id": run_id, "history": (one, two), "worker": "tcp://127.0.0.1:1"}))
+        deadline = time.monotonic() + 60
+        while not store.live.get(attempt.id).history and time.monotonic() < deadline:
+            time.sleep(0.02)
+        live = store.live.get(attempt.id)
+        assert live.history == [one, two] and live.message == "training on the Dask cluster at test"
+        assert remote.release(run_id) == attempt
+        assert not remote.handle(event({"run_id": run_id, "history": [one]}))  # it came back: no more epochs
+    finally:
+        remote.close()
+    assert not remote.handle(event({"run_id": run_id, "history": [one]}))
+    assert store.live.get(attempt.id).history == [one, two]
+
+
+def test_a_remote_training_outside_a_dask_worker_trains_without_events(store):
+    resolved = store.resolve(tiny_config(epochs=1))
+    run_id, payload, message, state = _train_remote(resolved.config.to_dict(), resolved.run_id, 1,
+                                                    "mnistlab-sweep-nowhere")
+    assert (run_id, message, state) == (resolved.run_id, "", "trained") and payload
 
 
 # -- the command line ----------------------------------------------------------------------------
