@@ -2,7 +2,8 @@
 
 Built on ``st.components.v2`` (Streamlit >= 1.51): the HTML, CSS and JavaScript below are
 mounted in the app's page (in a shadow root), so the pad works offline. The pad is drawn at
-256x256 CSS pixels (a 280x280 bitmap) over a faint 28x28 grid; after each stroke the JavaScript averages the ink
+up to 256x256 CSS pixels (narrower in a narrow column; a 280x280 bitmap either way) over a faint
+28x28 grid; after each stroke the JavaScript averages the ink
 into 56x56 and sends it as base64 (``{"size": 56, "pixels": ..., "strokes": n}``). The
 library checks that value (:func:`mnistlab.datasets.drawing.decode_pad`) and makes the
 drawing MNIST-like (:func:`mnistlab.datasets.drawing.preprocess`).
@@ -25,13 +26,14 @@ HTML = """
 """
 
 CSS = """
-.mnist-pad { display: inline-flex; flex-direction: column; gap: 6px; font-family: inherit; }
+.mnist-pad { display: flex; flex-direction: column; gap: 6px; font-family: inherit; width: 100%; max-width: 258px; }
 .mnist-pad canvas {
-  width: 256px; height: 256px; touch-action: none; cursor: crosshair; border-radius: 6px;
+  display: block; width: 100%; height: auto; aspect-ratio: 1 / 1; box-sizing: border-box;
+  touch-action: none; cursor: crosshair; border-radius: 6px;
   border: 1px solid rgba(49, 51, 63, 0.3); background-color: #ffffff;
   background-image: linear-gradient(rgba(0,0,0,0.05) 1px, transparent 1px),
                     linear-gradient(90deg, rgba(0,0,0,0.05) 1px, transparent 1px);
-  background-size: calc(256px / 28) calc(256px / 28);
+  background-size: calc(100% / 28) calc(100% / 28);
 }
 .mnist-pad .row { display: flex; align-items: center; gap: 10px; }
 .mnist-pad button {
@@ -121,7 +123,7 @@ _PAD = st.components.v2.component("mnistlab_drawpad", html=HTML, css=CSS, js=JS)
 
 def drawpad(key: str) -> np.ndarray | None:
     """Mount the pad; the current drawing as floats in [0, 1] (ink = 1), or None before the first stroke."""
-    result = _PAD(key=key, default={"drawing": None}, on_drawing_change=lambda: None, width="content")
+    result = _PAD(key=key, default={"drawing": None}, on_drawing_change=lambda: None, width="stretch")
     try:
         value = result.get("drawing") if hasattr(result, "get") else getattr(result, "drawing", None)
     except Exception:  # noqa: BLE001 - an unexpected result shape is no drawing

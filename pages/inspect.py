@@ -14,6 +14,7 @@ from pages import common
 
 GALLERY_SIZE = 40
 ANY = -1  # the class filters' "any" (None in a selectbox's state would show as no choice)
+NBSP = "\u00a0"  # in gallery captions: they wrap only where we want (two short lines under a 72 px digit)
 
 st.title("Inspect")
 st.caption("The confusion matrix of a run, its per-class scores, and the test digits it gets wrong. "
@@ -48,12 +49,13 @@ c1, c2 = st.columns(2)
 ranked = sorted(all_runs, key=lambda r: (r.metrics["val_accuracy"] if r.metrics["val_accuracy"] is not None
                                          else -1.0, r.metrics["test_accuracy"]), reverse=True)
 with c1:
-    run = common.run_picker("Run (best validation accuracy first)", ranked, key="inspect_run")
+    run = common.run_picker("Run A (best validation accuracy first)", ranked, key="inspect_run")
 with c2:
     others = [r for r in ranked if r.run_id != run.run_id and r.config.task == run.config.task
               and r.metrics["data"]["fingerprint"] == run.metrics["data"]["fingerprint"]]
-    second = common.run_picker("Compare with (optional)", others, key="inspect_second", allow_none=True,
-                               index=1, help="Another run of the same task on the same test set.")
+    second = common.run_picker("Compare with run B (optional)", others, key="inspect_second", allow_none=True,
+                               index=1, help="Another run of the same task on the same test set: is it really "
+                                             "better or worse than run A? (at the bottom of the page)")
 
 for chosen in (run, second):
     if chosen is None:
@@ -93,32 +95,39 @@ except BrokenRun as exc:
                "model only.", icon=":material/warning:")
     has_epochs = False
 epoch = run.kept_epoch
+# Another run: the slider starts at the link's epoch, or at the kept one.
+if has_epochs and run.metrics["epochs_run"] > 1 and st.session_state.get("inspect_epoch_run") != run.run_id:
+    wanted = st.session_state.pop("inspect_link_epoch", None)
+    st.session_state["inspect_epoch_run"] = run.run_id
+    st.session_state["inspect_epoch"] = (wanted if wanted is not None and wanted <= run.metrics["epochs_run"]
+                                         else run.kept_epoch)
+    if wanted is not None and wanted > run.metrics["epochs_run"]:
+        st.caption(f":material/link_off: The link asks for epoch {wanted:,}; this run has "
+                   f"{run.metrics['epochs_run']:,}, so its kept epoch is shown.")
+slider_column, toggle_column = st.columns([3, 1], gap="large", vertical_alignment="bottom")
 if has_epochs and run.metrics["epochs_run"] > 1:
-    if st.session_state.get("inspect_epoch_run") != run.run_id:  # another run: the link's epoch, or the kept one
-        wanted = st.session_state.pop("inspect_link_epoch", None)
-        st.session_state["inspect_epoch_run"] = run.run_id
-        st.session_state["inspect_epoch"] = (wanted if wanted is not None and wanted <= run.metrics["epochs_run"]
-                                             else run.kept_epoch)
-        if wanted is not None and wanted > run.metrics["epochs_run"]:
-            st.caption(f":material/link_off: The link asks for epoch {wanted:,}; this run has "
-                       f"{run.metrics['epochs_run']:,}, so its kept epoch is shown.")
-    epoch = st.slider("Epoch", 1, run.metrics["epochs_run"], key="inspect_epoch",
-                      help="The matrix, the scores and the mistakes of the model at the end of this epoch. "
-                           "The run keeps the weights of the starred epoch.")
-    st.caption(f"Epoch {epoch} of {run.metrics['epochs_run']}"
-               + (" — the kept model" if epoch == run.kept_epoch else f" (the run keeps epoch {run.kept_epoch})"))
+    epoch = slider_column.slider(
+        f"Epoch (the run keeps epoch {run.kept_epoch})", 1, run.metrics["epochs_run"], key="inspect_epoch",
+        help="Drag to see the confusion matrix, the scores and the mistakes of the model as it was at the end of "
+             f"that epoch. The run keeps the weights of epoch {run.kept_epoch} (its kept model); the two-run "
+             "comparison below always uses the kept models.")
 elif not has_epochs:
-    st.caption("This run was stored before mnistlab kept the test answers of every epoch, so only its kept model "
-               "is shown (train it again for the epoch slider).")
+    slider_column.caption("This run was stored before mnistlab kept the test answers of every epoch, so only its "
+                          "kept model is shown (train it again for the epoch slider).")
+normalized = toggle_column.toggle("Row-normalised", key="inspect_normalized",
+                                  help="Each row divided by its number of digits: the share of each true digit "
+                                       "given each answer (the diagonal is the recall per class).")
 at_kept = epoch == run.kept_epoch
 
 left, right = st.columns([1, 1], gap="large")
 with left:
-    normalized = st.toggle("Row-normalised (recall per class)", key="inspect_normalized")
+    of_epochs = f"epoch {epoch} of {run.metrics['epochs_run']}"
+    st.markdown(f"**Confusion matrix** — {'the kept model, ' if at_kept else ''}{of_epochs}"
+                + (" (row-normalised: recall per class)" if normalized else " (test digits)"))
     matrix_chart = common.shared("confusion", [run], lambda: charts.confusion_heatmap(
         evaluation.confusion_matrix(run, normalize=normalized) if at_kept else
         per_epoch.confusion_matrix(run, epoch, normalize=normalized),
-        normalized, title="Confusion matrix", selectable=True), normalized=normalized, epoch=epoch)
+        normalized, selectable=True), normalized=normalized, epoch=epoch)
     event = st.plotly_chart(matrix_chart,
                             on_select="rerun", selection_mode="points", key="inspect_matrix")
     points = event.selection.points if event else []
@@ -136,7 +145,7 @@ with left:
 with right:
     st.markdown("**Misclassified test digits** — most confident mistakes first")
     f1, f2 = st.columns(2)
-    name = lambda c: "any" if c == ANY else task.class_names[c]  # noqa: E731
+    name = lambda c: "any" if c == ANY else task.class_names[c]
     for key in ("inspect_true", "inspect_pred"):  # a class this task does not have (e.g. from a link)
         if st.session_state.get(key) not in [ANY] + classes:
             st.session_state[key] = ANY
@@ -149,7 +158,7 @@ with right:
     if true_class is not None and true_class == predicted_class:
         st.caption("That cell is the diagonal: those digits are right, not mistakes.")
     st.caption(f"{len(wrong)} mistakes match.")
-    gallery(wrong, lambda r: f"#{r.index} {task.class_names[r.true]}→{task.class_names[r.predicted]} "
+    gallery(wrong, lambda r: f"#{r.index}{NBSP}{task.class_names[r.true]}→{task.class_names[r.predicted]} "
                              f"{r.confidence:.0%}")
 
 if has_epochs and run.metrics["epochs_run"] > 1:
@@ -161,14 +170,15 @@ if has_epochs and run.metrics["epochs_run"] > 1:
         late = learned[learned["learned_at"] > 1]
         g1, g2 = st.columns(2, gap="large")
         with g1:
-            st.markdown(f"**Learned late: {len(late)}** — right at epoch {epoch} only from a later epoch on "
-                        "(latest first)")
-            gallery(late.rename(columns={"true": "t"}), lambda r: f"#{r.index} {task.class_names[r.t]} "
-                                                                  f"from epoch {r.learned_at}")
+            st.markdown(f"**Learned late: {len(late):,}** — right at epoch {epoch}, but only since a later epoch than "
+                        "the first (under each digit: since which epoch; latest first)")
+            gallery(late.rename(columns={"true": "t"}), lambda r: f"#{r.index}{NBSP}{task.class_names[r.t]} "
+                                                                  f"since{NBSP}{r.learned_at}")
         with g2:
-            st.markdown(f"**Forgotten: {len(forgotten)}** — right at an earlier epoch, wrong at epoch {epoch}")
-            gallery(forgotten.rename(columns={"true": "t"}), lambda r: f"#{r.index} {task.class_names[r.t]} "
-                                                                       f"last right {r.last_right}")
+            st.markdown(f"**Forgotten: {len(forgotten):,}** — right at an earlier epoch, wrong at epoch {epoch} (under "
+                        "each digit: the last epoch it was right)")
+            gallery(forgotten.rename(columns={"true": "t"}), lambda r: f"#{r.index}{NBSP}{task.class_names[r.t]} "
+                                                                       f"until{NBSP}{r.last_right}")
 
 with st.expander("How much to trust its confidence: calibration", expanded=False):
     def calibration_charts():
@@ -185,38 +195,50 @@ with st.expander("How much to trust its confidence: calibration", expanded=False
     k1, k2 = st.columns(2, gap="large")
     k1.plotly_chart(reliability_chart, key="inspect_reliability")
     k2.plotly_chart(confidence_chart, key="inspect_confidence")
-    st.caption(f"Expected calibration error {ece:.4f}: on average the stated confidence is "
-               f"{ece:.1%} away from the accuracy actually reached at that confidence (0 is perfect). "
-               "Bars under the diagonal: over-confident.")
+    st.caption(f"The kept model (epoch {run.kept_epoch}). Expected calibration error {ece:.4f}: on average the "
+               f"stated confidence is {ece:.1%} away from the accuracy actually reached at that confidence "
+               "(0 is perfect). Bars under the diagonal: over-confident.")
 
 if second is not None:
     st.divider()
-    st.subheader(f"{md(run.label)}  vs  {md(second.label)}")
+    st.subheader("Is run B really better than run A?")
+    st.markdown(f"**A** · {md(run.label)} · {code(run.run_id[:6])} — test accuracy "
+                f"{run.metrics['test_accuracy']:.2%}  \n"
+                f"**B** · {md(second.label)} · {code(second.run_id[:6])} — test accuracy "
+                f"{second.metrics['test_accuracy']:.2%}  \n"
+                "Both at their kept epochs, on the same test digits.")
     y_a, pred_a, _ = evaluation.predicted(run)
     _, pred_b, _ = evaluation.predicted(second)
     test = statistics.mcnemar(pred_a == y_a, pred_b == y_a)
     interval = statistics.bootstrap_difference(pred_a == y_a, pred_b == y_a)
+    pts = lambda v: f"{v * 100:+.2f}".replace("-", "−")  # a real minus sign, as in the sentence
     s1, s2, s3, s4 = st.columns(4)
-    s1.metric("Only the first right", f"{test.only_a:,}")
-    s2.metric("Only the second right", f"{test.only_b:,}")
-    s3.metric("McNemar exact p", f"{test.p_value:.3g}")
-    s4.metric("Accuracy difference (95 %)", f"{interval.difference * 100:+.2f} pts",
-              f"{interval.low * 100:+.2f} to {interval.high * 100:+.2f}", delta_color="off")
-    st.info(md(statistics.explain(test, interval, "the first run", "the second run"), limit=2000),
-            icon=":material/balance:")
+    s1.metric("Only A right", f"{test.only_a:,}", help="Test digits run A gets right and run B gets wrong.")
+    s2.metric("Only B right", f"{test.only_b:,}", help="Test digits run B gets right and run A gets wrong.")
+    s3.metric("McNemar exact p", "< 0.001" if test.p_value < 0.001 else f"{test.p_value:.3f}",
+              help=f"p = {test.p_value:.3g}: how often a split of those {test.discordant:,} digits at least this "
+                   "uneven would happen by chance if both runs were equally good (two-sided, exact).")
+    s4.metric("Accuracy B − A", f"{pts(interval.difference)} pts",
+              f"{interval.level:.0%} interval {pts(interval.low)} to {pts(interval.high)}",
+              delta_color="off", delta_arrow="off",
+              help="Run B's test accuracy minus run A's, in percentage points, with a bootstrap interval "
+                   "(the test digits resampled 10,000 times).")
+    st.info(md(statistics.explain(test, interval, "run A", "run B"), limit=2000), icon=":material/balance:")
     d1, d2 = st.columns([1, 1], gap="large")
     with d1:
+        st.markdown("**B minus A** — test digits per cell")
         st.plotly_chart(common.shared("difference", [run, second], lambda: charts.difference_heatmap(
-                            evaluation.confusion_difference(run, second), title="Second run minus first (counts)")),
-                        key="inspect_diff")
-        st.caption("Blue: the second run has more digits in that cell, red: fewer. On the diagonal more is "
-                   "better; off it, fewer is better.")
+                            evaluation.confusion_difference(run, second))), key="inspect_diff")
+        st.caption("Blue: run B has more digits in that cell, red: fewer. On the diagonal (right answers) more is "
+                   "better; off it (mistakes), fewer is better.")
     with d2:
         fixed, broken = evaluation.fixed_and_broken(run, second)
-        st.markdown(f"**Fixed by the second run: {len(fixed)}**")
-        gallery(fixed, lambda r: f"#{r.index} {task.class_names[r.true]} (was {task.class_names[r.predicted_a]})")
-        st.markdown(f"**Broken by the second run: {len(broken)}**")
-        gallery(broken, lambda r: f"#{r.index} {task.class_names[r.true]} (now {task.class_names[r.predicted_b]})")
+        st.markdown(f"**Fixed by the second run (B): {len(fixed)}** — A got them wrong")
+        gallery(fixed, lambda r: f"#{r.index}{NBSP}{task.class_names[r.true]} "
+                                 f"was{NBSP}{task.class_names[r.predicted_a]}")
+        st.markdown(f"**Broken by the second run (B): {len(broken)}** — A got them right")
+        gallery(broken, lambda r: f"#{r.index}{NBSP}{task.class_names[r.true]} "
+                                  f"now{NBSP}{task.class_names[r.predicted_b]}")
 
 params = share.InspectView(
     run=share.RunRef(run.run_id, run.config), second=share.RunRef(second.run_id, second.config) if second else None,

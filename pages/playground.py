@@ -12,12 +12,12 @@ from mnistlab.datasets.tasks import get_task
 from mnistlab.errors import BrokenRun
 from mnistlab.models.engine import Engine
 from mnistlab.views import charts, share
-from mnistlab.views.playground import PlaygroundView, parse_playground
+from mnistlab.views.playground import PlaygroundView, agreement, feature_maps, parse_playground
 from mnistlab.views.text import code, md
 from pages import common
 from pages.drawpad import drawpad
 
-PER_ROW = 5
+ANSWER_WIDTH = 152  # px per run's probability chart: three fit beside the pad at 1280 px (Plotly needs 150)
 LINK_DRAWN = "playground_link_drawn"  # session state: a drawn digit that came in a link (no widget owns it)
 
 st.title("Playground")
@@ -70,8 +70,18 @@ def engines(runs):
     return good
 
 
-# -- the digit ---------------------------------------------------------------------------
-pad_column, input_column, runs_column = st.columns([1.1, 0.9, 1.6], gap="medium")
+# -- the runs, the digit and their answers ------------------------------------------------
+default = [r.run_id for r in all_runs[:3]]
+st.session_state.setdefault("playground_runs", default)
+st.session_state["playground_runs"] = [rid for rid in st.session_state["playground_runs"] if rid in by_id]
+labels = {r.run_id: f"{r.label} · {r.metrics['test_accuracy']:.3f} · {r.run_id[:6]}" for r in all_runs}
+selected_ids = st.multiselect("Runs that answer", list(by_id), key="playground_runs", format_func=labels.get,
+                              max_selections=share.MAX_LIST_RUNS, wrap=True, placeholder="Choose runs",
+                              help="Each selected run's stored model answers the digit below (test accuracy "
+                                   "and run id after its name).")
+selected = engines([by_id[rid] for rid in selected_ids])
+
+pad_column, answers_column = st.columns([0.34, 0.66], gap="medium")
 with pad_column:
     source = st.radio("Digit", ["draw", "test"], horizontal=True, key="playground_source",
                       format_func={"draw": "draw one", "test": "a test digit"}.get)
@@ -95,60 +105,49 @@ with pad_column:
             st.rerun()
         digit, true_digit = x_test[index], int(y_test[index])
 
-with input_column:
+with answers_column:
     if digit is None:
-        st.info("Draw a digit on the pad: the models' answers appear here.", icon=":material/draw:")
+        st.info("Draw a digit on the pad: the models' answers appear here." if selected else
+                "Pick one or more runs above and draw a digit on the pad: the models' answers appear here.",
+                icon=":material/draw:")
     else:
+        seen_column, said_column = st.columns([0.34, 0.66], gap="small", vertical_alignment="center")
         title = "model input" + (f": a {true_digit}" if true_digit is not None else "")
-        st.plotly_chart(charts.matrix_heatmap(digit / 255.0, title, colorscale="gray_r", height=250),
-                        key="playground_input")
-        st.caption("What the models see: 28×28, cropped to the ink, scaled into 20×20 and centred by mass, as "
-                   "MNIST was made." if source == "draw" else f"Test image #{index} of {len(x_test):,}.")
-
-with runs_column:
-    default = [r.run_id for r in all_runs[:3]]
-    st.session_state.setdefault("playground_runs", default)
-    st.session_state["playground_runs"] = [rid for rid in st.session_state["playground_runs"] if rid in by_id]
-    labels = {r.run_id: f"{r.label} · {r.metrics['test_accuracy']:.3f} · {r.run_id[:6]}" for r in all_runs}
-    selected_ids = st.multiselect("Runs", list(by_id), key="playground_runs", format_func=labels.get,
-                                  max_selections=share.MAX_LIST_RUNS)
-    selected = engines([by_id[rid] for rid in selected_ids])
-
-    if digit is not None and selected:
-        answers = {run.run_id: model.class_probabilities(digit)[0] for run, model in selected}
-        winners = {rid: int(p.argmax()) for rid, p in answers.items()}
-        dissent: set[str] = set()
-        for task_name in {run.config.task for run, _ in selected}:
-            group = [run.run_id for run, _ in selected if run.config.task == task_name]
-            votes = np.bincount([winners[rid] for rid in group])
-            majority = int(votes.argmax())
-            if len(set(winners[rid] for rid in group)) > 1:
-                dissent |= {rid for rid in group if winners[rid] != majority}
-        if dissent:
-            names = ", ".join(md(by_id[rid].label) for rid in dissent)
-            st.warning(f"The runs disagree about this digit. Outvoted: {names} (shaded).", icon=":material/flag:")
-        else:
-            st.success(f"All {len(selected)} run(s) agree.", icon=":material/check_circle:")
-    elif not selected:
-        st.info("Pick one or more runs.", icon=":material/info:")
-
-if digit is not None and selected:
-    for start in range(0, len(selected), PER_ROW):
-        cells = st.columns(PER_ROW)
-        for cell, (run, _) in zip(cells, selected[start: start + PER_ROW]):
-            task = get_task(run.config.task)
-            p = answers[run.run_id]
-            verdict = f"{task.class_names[winners[run.run_id]]} ({p.max():.0%})"
-            cell.plotly_chart(charts.probability_bars(p, task.class_names, f"{run.config.arch} · {run.run_id[:6]} → "
-                                                      f"{verdict}", flagged=run.run_id in dissent),
-                              key=f"playground_probs_{run.run_id}")
-            cell.caption(md(run.label))
+        seen_column.plotly_chart(charts.matrix_heatmap(digit / 255.0, title, colorscale="gray_r", height=180),
+                                 key="playground_input", config={"displayModeBar": False})
+        with said_column:
+            if not selected:
+                st.info("Pick one or more runs above: their answers appear here.", icon=":material/info:")
+            else:
+                answers = {run.run_id: model.class_probabilities(digit)[0] for run, model in selected}
+                winners = {rid: int(p.argmax()) for rid, p in answers.items()}
+                verdict = agreement(
+                    {run.run_id: (run.config.task, get_task(run.config.task).class_names[winners[run.run_id]])
+                     for run, _ in selected},
+                    {run.run_id: f"{run.config.arch}\u00a0·\u00a0{run.run_id[:6]}" for run, _ in selected})  # no break inside
+                flag = {"disagree": (st.warning, ":material/flag:"), "agree": (st.success, ":material/check_circle:"),
+                        "single": (st.info, ":material/info:")}[verdict.kind]
+                flag[0](md(verdict.message, limit=2000), icon=flag[1])
+            st.caption("Left: the drawing as the models get it, cropped to its ink, scaled into 20×20 and centred "
+                       "by mass in 28×28, as MNIST was made." if source == "draw" else
+                       f"Test image #{index:,} of {len(x_test):,}.")
+        if selected:
+            row = st.container(horizontal=True, gap="small")  # as many side by side as fit, then the next row
+            for run, _ in selected:
+                cell = row.container(width=ANSWER_WIDTH)
+                task = get_task(run.config.task)
+                p = answers[run.run_id]
+                title = f"{run.config.arch} → {task.class_names[winners[run.run_id]]} ({p.max():.0%})"
+                cell.plotly_chart(charts.probability_bars(p, task.class_names, title,
+                                                          flagged=run.run_id in verdict.flagged),
+                                  key=f"playground_probs_{run.run_id}", config={"displayModeBar": False})
+                cell.caption(f"{md(run.label)} · {code(run.run_id[:6])}")
 
 focus = None
 if selected:
     ids = [run.run_id for run, _ in selected]
-    if st.session_state.get("playground_focus") not in ids:
-        st.session_state["playground_focus"] = ids[0]
+    if st.session_state.get("playground_focus") not in ids:  # the deepest model has the most to show
+        st.session_state["playground_focus"] = max(selected, key=lambda pair: len(pair[1].layer_names))[0].run_id
     focus_id = st.session_state["playground_focus"]
     focus = by_id[focus_id]
 
@@ -157,7 +156,7 @@ params = PlaygroundView(runs=tuple(share.RunRef(r.run_id, r.config) for r, _ in 
                         index=st.session_state.get("playground_index", 0), drawn=drawn_for_link,
                         focus=share.RunRef(focus.run_id, focus.config) if focus else None).to_params()
 common.write_link("playground", params)
-with st.popover("Copy share link", icon=":material/share:"):
+with pad_column.popover("Copy share link", icon=":material/share:"):  # under the pad: no row of its own
     common.share_box(params)
     if source == "draw":
         st.caption("The link carries the 28×28 digit the models saw.")
@@ -169,22 +168,22 @@ if digit is None or not selected:
 st.divider()
 st.subheader("Inside one run, layer by layer")
 names = {run.run_id: run.label for run, _ in selected}
-st.selectbox("Run", list(names), key="playground_focus", format_func=lambda rid: f"{names[rid]} · {rid[:6]}")
+st.selectbox("Run to look inside", list(names), key="playground_focus",
+             format_func=lambda rid: f"{names[rid]} · {rid[:6]}")
 focus = by_id[st.session_state["playground_focus"]]
-model = dict((run.run_id, m) for run, m in selected)[focus.run_id]
+model = {run.run_id: m for run, m in selected}[focus.run_id]
 forward = model.forward(digit)
 task = get_task(focus.config.task)
-st.caption("From the input (top) to the answer (bottom). Feature maps: bright = strongly active after ReLU; "
+st.caption("From the input (top) to the answer (bottom). Feature maps: one small image per filter, white where "
+           "it fires most on this digit, black where it is 0 after ReLU (an all-black map does not fire at all). "
            "Dense layers: one bar per unit.")
 for number, activation in enumerate(forward.activations, start=1):
     values = activation.values[0]
     heading = f"**{number}. {md(activation.layer)}** — output {' × '.join(map(str, values.shape))}"
     if activation.kind in ("conv", "pool"):
         st.markdown(heading)
-        maps = [values[:, :, f] for f in range(values.shape[-1])]
-        st.plotly_chart(charts.image_grid(maps, [f"#{f}" for f in range(len(maps))], cols=16, colorscale="gray",
-                                          cell_height=62 if values.shape[0] > 8 else 50),
-                        key=f"playground_layer_{number}")
+        st.plotly_chart(feature_maps(values, cell_height=62 if values.shape[0] > 8 else 50),
+                        key=f"playground_layer_{number}", config={"displayModeBar": False})
     elif activation.kind == "dense":
         active = int((values > 0).sum())
         st.markdown(f"{heading}: {active} of {values.size} units active")
@@ -211,7 +210,7 @@ for column, key, start in ((o1, "playground_occ_a", 0), (o2, "playground_occ_b",
     with column:
         rid = st.selectbox("Run", ids, key=key, format_func=lambda r: f"{names[r]} · {r[:6]}")
         run = by_id[rid]
-        m = dict((r.run_id, e) for r, e in selected)[rid]
+        m = {r.run_id: e for r, e in selected}[rid]
         run_task = get_task(run.config.task)
         target = int(run_task.labels(np.array([true_digit]))[0]) if true_digit is not None else \
             int(m.predicted_labels(digit)[0])
@@ -225,7 +224,7 @@ st.divider()
 st.subheader("The Filters page's kernel on this digit")
 filters_params = st.session_state.get("filters_link") or {}
 fview, _ = share.parse_filters(filters_params, len(x_test))
-kernel = np.asarray(fview.kernel).reshape(int(round(len(fview.kernel) ** 0.5)), -1) if fview.kernel else \
+kernel = np.asarray(fview.kernel).reshape(round(len(fview.kernel) ** 0.5), -1) if fview.kernel else \
     preset(fview.preset, 3)
 kernel_name = "edited kernel" if fview.kernel else fview.preset
 output = convolve(digit / 255.0, kernel, padding=fview.padding)
@@ -247,7 +246,8 @@ st.caption(f"On a fixed subset of {min(robustness.SUBSET_SIZE, len(x_test)):,} t
 results = robustness_results()
 comparable = [(run, m) for run, m in selected if common.dataset_for_run(run) is not None]
 todo = [(run, m) for run, m in comparable if (run.run_id, run.metrics["data"]["fingerprint"]) not in results]
-if todo and st.button(f"Compute for {len(todo)} run(s)", key="playground_robust", icon=":material/speed:"):
+if todo and st.button(f"Compute for {len(todo)} run" + ("" if len(todo) == 1 else "s"), key="playground_robust",
+                      icon=":material/speed:"):
     bar = st.progress(0.0, text="Waiting for the server's robustness slot…")
     for i, (run, m) in enumerate(todo):
         run_data = common.dataset_for_run(run)

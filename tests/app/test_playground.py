@@ -1,11 +1,15 @@
-"""The Playground page in AppTest: one probability chart per selected run, links, and no TensorFlow."""
+"""The Playground page in AppTest: one probability chart per selected run, links, and no TensorFlow;
+the agreement flag and the feature maps' scale as plain functions; Inspect's epoch slider and two runs."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mnistlab.datasets import drawing
+from mnistlab.views.playground import agreement, feature_maps
 from tests.conftest import run_python
+
+NAMES = {"a": "mlp · aaaaaa", "b": "cnn · bbbbbb", "c": "deep_cnn · cccccc", "d": "cnn · dddddd"}
 
 
 def _open(params: dict, page: str = "pages/playground.py"):
@@ -25,6 +29,50 @@ def _chart_keys(app) -> list[str]:
     return [c.proto.id for c in app.get("plotly_chart")]
 
 
+def test_the_flag_names_the_majority_and_who_is_outvoted_in_plain_words():
+    one = agreement({"a": ("digits", "7")}, NAMES)
+    assert one.kind == "single" and not one.flagged
+    both = agreement({"a": ("digits", "7"), "b": ("digits", "7")}, NAMES)
+    assert (both.kind, both.message, both.flagged) == ("agree", "Both runs say 7.", frozenset())
+    three = agreement({k: ("digits", "7") for k in "abc"}, NAMES)
+    assert three.message == "All 3 runs say 7."
+    split = agreement({"a": ("digits", "0"), "b": ("digits", "2"), "c": ("digits", "0")}, NAMES)
+    assert split.kind == "disagree" and split.flagged == {"b"}
+    assert "2 of 3 runs say 0" in split.message and "outvoted (shaded): cnn · bbbbbb says 2" in split.message
+    for result in (one, both, three, split):
+        assert "(s)" not in result.message
+
+
+def test_a_tie_has_no_majority_so_every_run_of_it_is_flagged():
+    tie = agreement({"a": ("digits", "0"), "b": ("digits", "2")}, NAMES)
+    assert tie.kind == "disagree" and tie.flagged == {"a", "b"}
+    assert "no majority" in tie.message.lower() and "both" in tie.message
+    three_ways = agreement({"a": ("digits", "0"), "b": ("digits", "2"), "c": ("digits", "3")}, NAMES)
+    assert three_ways.flagged == {"a", "b", "c"} and "all 3" in three_ways.message
+
+
+def test_runs_of_different_tasks_are_not_a_disagreement():
+    mixed = agreement({"a": ("digits", "7"), "b": ("digits", "7"), "d": ("parity", "odd")}, NAMES)
+    assert mixed.kind == "agree" and not mixed.flagged
+    assert "digits: both runs say 7" in mixed.message and "parity: 1 run says odd" in mixed.message
+    outvoted = agreement({"a": ("digits", "7"), "b": ("digits", "1"), "c": ("digits", "7"), "d": ("parity", "odd")},
+                         NAMES)
+    assert outvoted.flagged == {"b"}
+
+
+def test_feature_maps_show_a_silent_filter_black_and_a_busy_one_on_its_own_scale():
+    values = np.zeros((6, 6, 3))
+    values[2, 2, 1] = 4.0  # a filter that fires on one pixel
+    values[:, :, 2] = 0.001  # one that barely fires anywhere: not blown up to white
+    fig = feature_maps(values, cell_height=50)
+    assert len(fig.data) == 3 and [a.text for a in fig.layout.annotations] == ["#0", "#1", "#2"]
+    silent, busy, faint = fig.data
+    assert (silent.zmin, busy.zmin, faint.zmin) == (0.0, 0.0, 0.0)
+    assert silent.zmax > 0  # all zeros: the bottom of the scale (black), not Plotly's mid-grey of a constant map
+    assert busy.zmax == 4.0
+    assert faint.zmax >= 4.0 * 0.05  # drawn dim against the layer's strongest map
+
+
 def test_a_test_digit_gets_one_probability_chart_per_selected_run(filled_store):
     _, runs = filled_store
     ids = [runs["mlp"].run_id, runs["cnn"].run_id, runs["cnn_parity"].run_id]
@@ -34,6 +82,9 @@ def test_a_test_digit_gets_one_probability_chart_per_selected_run(filled_store):
     probability = [k for k in _chart_keys(app) if "playground_probs_" in k]
     assert len(probability) == 3
     assert any("playground_layer_" in k for k in _chart_keys(app))  # the focused run's layers
+    assert app.selectbox(key="playground_focus").value == runs["cnn"].run_id  # the deepest model, not the first
+    flags = [e.value for e in (*app.success, *app.warning, *app.info)]
+    assert any("runs say" in f or "disagree" in f for f in flags) and not any("(s)" in f for f in flags), flags
     assert "digit=7" in "&".join(f"{k}={v}" for k, v in app.query_params.items()) or app.query_params["digit"] == "7"
 
 
@@ -67,13 +118,35 @@ def test_the_playground_imports_no_tensorflow(filled_store):
     assert "CHARTS 2" in result.stdout and "TF False False" in result.stdout, result.stdout
 
 
+def _matrix_heading(app) -> str:
+    return next(m.value for m in app.markdown if m.value.startswith("**Confusion matrix**"))
+
+
 def test_inspect_scrubs_the_epochs_and_weighs_two_runs(filled_store):
     _, runs = filled_store
-    app = _open({"run": runs["cnn"].run_id, "vs": runs["mlp"].run_id}, "pages/inspect.py")
+    cnn = runs["cnn"]
+    app = _open({"run": cnn.run_id, "vs": runs["mlp"].run_id}, "pages/inspect.py")
     assert not app.exception, [e.value for e in app.exception]
     slider = app.slider(key="inspect_epoch")
-    assert slider.value == runs["cnn"].kept_epoch
+    assert slider.value == cnn.kept_epoch
+    assert slider.label == f"Epoch (the run keeps epoch {cnn.kept_epoch})"
+    assert f"the kept model, epoch {cnn.kept_epoch} of {cnn.metrics['epochs_run']}" in _matrix_heading(app)
     slider.set_value(1).run()
     assert not app.exception, [e.value for e in app.exception]
+    assert f"— epoch 1 of {cnn.metrics['epochs_run']}" in _matrix_heading(app)  # the matrix says which epoch
     assert any("McNemar" in m.label for m in app.metric)
-    assert any("disagree" in i.value or "same test digits" in i.value for i in app.info)
+    assert any("only one of them gets right" in i.value or "same test digits" in i.value for i in app.info)
+    # The two runs are A and B everywhere: the pickers, the counts, the difference and the sentence.
+    assert [m.label for m in app.metric] == ["Only A right", "Only B right", "McNemar exact p", "Accuracy B − A"]
+    p_shown = next(m.value for m in app.metric if m.label == "McNemar exact p")
+    assert p_shown == "< 0.001" or 0.001 <= float(p_shown) <= 1.0  # never 1.96e-06 for a student to decode
+    assert any("run A" in i.value and "run B" in i.value for i in app.info)  # the sentence uses the same names
+    assert any(m.value.startswith("**B minus A**") for m in app.markdown)
+
+
+def test_inspect_names_a_garbage_epoch_in_the_link_and_shows_the_kept_model(filled_store):
+    _, runs = filled_store
+    app = _open({"run": runs["cnn"].run_id, "epoch": "?"}, "pages/inspect.py")
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("Ignored the link's 'epoch'" in w.value for w in app.warning)
+    assert app.slider(key="inspect_epoch").value == runs["cnn"].kept_epoch
