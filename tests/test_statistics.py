@@ -60,7 +60,11 @@ def test_explanation_is_one_sentence_that_names_the_counts():
     text = explain(mcnemar(a, b), bootstrap_difference(a, b), "run A", "run B")
     assert "8" in text and "2" in text and "luck" in text and text.count(". ") == 0
     a, b = _pairs(0, 40, 900, 60)
-    assert "really better" in explain(mcnemar(a, b), bootstrap_difference(a, b), "A", "B")
+    text = explain(mcnemar(a, b), bootstrap_difference(a, b), "A", "B")
+    assert "B is very likely really better" in text and "less than 0.1% of the time" in text  # p = 1.8e-12
+    a, b = _pairs(0, 1, 900, 60)
+    text = explain(mcnemar(a, b), bootstrap_difference(a, b), "A", "B")
+    assert text.startswith("Of the 1 test digit that only one of them gets right, B gets 1 and A 0")
 
 
 def test_mismatched_or_non_boolean_inputs_are_refused():

@@ -100,19 +100,34 @@ def _points(value: float) -> str:
     return f"{value * 100:+.2f}".replace("-", "−")
 
 
+def _chance(p_value: float) -> str:
+    """A probability as a student reads it: ``less than 0.1%``, ``4.2%``, ``38%``."""
+    if p_value < 0.001:
+        return "less than 0.1%"
+    return f"{p_value:.1%}" if p_value < 0.05 else f"{p_value:.0%}"
+
+
 def explain(test: McNemar, interval: Interval, a: str = "A", b: str = "B") -> str:
-    """The two results in one plain sentence (plain text: the caller escapes it)."""
+    """The two results in one plain sentence (plain text: the caller escapes it).
+
+    E.g. "Of the 49 test digits that only one of them gets right, run B gets 8 and run A 41: if
+    both were equally good, a split this uneven would happen by chance less than 0.1% of the
+    time, so run A is very likely really better (run B minus run A: -3.30 accuracy points, 95%
+    interval -4.70 to -1.90)."
+    """
     if test.discordant == 0:
-        return (f"{a} and {b} get exactly the same test digits right, so the test set cannot tell them apart.")
-    better, worse = (b, a) if test.only_b > test.only_a else (a, b)
+        return f"{a} and {b} get exactly the same test digits right, so the test set cannot tell them apart."
+    better = b if test.only_b > test.only_a else a
     if test.only_a == test.only_b:
         verdict = "neither is better on this test set"
     elif test.p_value < 0.05:
-        verdict = f"so uneven a split would happen by chance only {test.p_value:.1%} of the time if both were " \
-                  f"equally good, so {better} is very likely really better than {worse}"
+        verdict = (f"if both were equally good, a split this uneven would happen by chance {_chance(test.p_value)} "
+                   f"of the time, so {better} is very likely really better")
     else:
-        verdict = f"a split at least this uneven would happen by chance {test.p_value:.0%} of the time even if " \
-                  f"both were equally good, so the difference may well be luck"
-    return (f"Of the {test.discordant:,} digits on which they disagree, {b} alone gets {test.only_b:,} right and "
-            f"{a} alone {test.only_a:,}: {verdict} ({b} minus {a}: {_points(interval.difference)} accuracy points, "
+        verdict = (f"even if both were equally good, a split at least this uneven would happen by chance "
+                   f"{_chance(test.p_value)} of the time, so the difference may well be luck")
+    digits = "test digit that only one of them gets" if test.discordant == 1 else \
+        "test digits that only one of them gets"
+    return (f"Of the {test.discordant:,} {digits} right, {b} gets {test.only_b:,} and {a} {test.only_a:,}: "
+            f"{verdict} ({b} minus {a}: {_points(interval.difference)} accuracy points, "
             f"{interval.level:.0%} interval {_points(interval.low)} to {_points(interval.high)}).")
