@@ -27,7 +27,7 @@ def metrics(app) -> dict:
 def no_worker(monkeypatch):
     """Launches queue runs but start no background process (the test only checks the queue)."""
     started = []
-    monkeypatch.setattr(worker, "start_worker", lambda store: started.append(store.root))
+    monkeypatch.setattr(worker, "start_worker", lambda store, **options: started.append(store.root))
     return started
 
 
