@@ -7,7 +7,10 @@ again every :data:`INTERVAL` seconds. When it moved (a run finished or was store
 deleted elsewhere; an attempt was launched or ended) the whole app reruns, so the page and the
 sidebar's "in progress" count show it; the store's listing cache then rereads only the run
 folders that changed. A tick that finds nothing changed costs a few microseconds (see
-``benchmarks/watch.py``) and draws nothing.
+``benchmarks/watch.py``) and draws nothing, provided Streamlit does not collect garbage after
+every run, fragment runs included: its default does (``runner.postScriptGC``), some 0.1 s of
+server CPU per tick, so four idle tabs kept about a fifth of a core busy. ``.streamlit/config.toml``
+(and ``mnistlab serve``) switch that off.
 
 A page's own change (a delete, a launch) is followed by its own rerun, which records the new
 token first: no second rerun. The Train and Sweep pages keep their own 1-second fragments for
