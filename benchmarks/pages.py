@@ -25,8 +25,19 @@ Ratios: first render 2 s / its time; selection change 1 s / its time. Also shown
 the Plotly JSON of the history panels sent for 12 and for 300 selected runs, and their trace
 types (``scattergl`` is WebGL).
 
-    python benchmarks/pages.py            # AppTest, then Compare at scale
-    python benchmarks/pages.py --cold     # the same, then Chromium
+Where the cold time goes (printed after the cold table, medians in seconds from navigation):
+"chart requested" is when the browser asked for Plotly's JavaScript chunk (it does so when the
+page's first chart element arrives and is drawn; on Train, which draws no chart, "-"); "chart JS
+in" is when that chunk (some 4.7 MB, which the floor never loads) had arrived; "ready" is the
+cold time; "JS chunks" counts the page's JavaScript files (the floor's are Streamlit's own);
+"main busy" sums the browser's long tasks (over 50 ms: script evaluation, React, Plotly drawing);
+"WebGL" counts the charts drawn with WebGL (scattergl), which a machine without a GPU draws in
+software.
+
+    python benchmarks/pages.py                    # AppTest, then Compare at scale
+    python benchmarks/pages.py --cold             # the same, then Chromium
+    python benchmarks/pages.py --cold-only        # only Chromium (--rounds N: N sessions per page, default 3)
+    python benchmarks/pages.py --cold-only --against ../before   # and another checkout, interleaved
 """
 
 from __future__ import annotations
@@ -222,15 +233,36 @@ def _server(script: Path, env: dict, port: int):
     raise SystemExit(f"the server for {script} did not start")
 
 
-def _open_cold(browser, url: str, ready: str) -> tuple[float, object]:
+#: Collects the browser's long tasks from the start of the page (script evaluation, React, Plotly drawing).
+LONG_TASKS = """
+window.__longTasks = [];
+try {
+  new PerformanceObserver(list => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
+    .observe({type: "longtask", buffered: true});
+} catch (e) {}
+"""
+#: What the page loaded and drew, read in the page once its element is there.
+LOADED = """() => {
+  const scripts = performance.getEntriesByType("resource").filter(e => e.name.split("?")[0].endsWith(".js"));
+  const plotly = scripts.find(e => /\\/PlotlyChart\\.[^/]*\\.js$/.test(e.name));
+  return {now: performance.now() / 1000, scripts: scripts.length,
+          plotlyStart: plotly ? plotly.startTime / 1000 : null, plotlyEnd: plotly ? plotly.responseEnd / 1000 : null,
+          busy: (window.__longTasks || []).reduce((a, b) => a + b, 0) / 1000,
+          webgl: document.querySelectorAll('[data-testid="stPlotlyChart"] .gl-container canvas').length};
+}"""
+
+
+def _open_cold(browser, url: str, ready: str) -> tuple[float, object, object, dict]:
     import time
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(LONG_TASKS)
     page = context.new_page()
     started = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.wait_for_selector(ready, timeout=120_000)
-    return time.perf_counter() - started, context, page
+    seconds = time.perf_counter() - started
+    return seconds, context, page, page.evaluate(LOADED)
 
 
 def _warm(page, name: str) -> float:
@@ -249,61 +281,106 @@ def _warm(page, name: str) -> float:
     return time.perf_counter() - started
 
 
-def cold(store_root: Path) -> None:
-    """Chromium timings of every page for a fresh session, beside the empty page's floor."""
+def cold(store_root: Path, rounds: int = ROUNDS, against: Path | None = None) -> None:
+    """Chromium timings of every page for a fresh session, beside the empty page's floor (opened before
+    each page, so it sees the same load). ``against``: another checkout of the app (say, before a
+    change), served too and timed in the same rounds, interleaved, in turns first and second."""
     import statistics
 
     from playwright.sync_api import sync_playwright
 
+    apps = {"this": ROOT, **({"other": Path(against).resolve()} if against else {})}
     env = {**os.environ, "MNISTLAB_STORE": str(store_root), "MNISTLAB_DATA": "sample", "MNISTLAB_OFFLINE": "1"}
+    times: dict[tuple[str, str], list[float]] = {}
+    loaded: dict[tuple[str, str], list[dict]] = {}
+    warm: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         floor_script = Path(tmp) / "floor.py"
         floor_script.write_text(FLOOR_APP)
         browser = playwright.chromium.launch(
             executable_path=os.environ.get("MNISTLAB_CHROMIUM", "/usr/bin/chromium"),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"])
-        ports = {"floor": free_port(), "app": free_port()}
-        servers = [_server(floor_script, env, ports["floor"]), _server(ROOT / "streamlit_app.py", env, ports["app"])]
+        ports = {"floor": free_port(), **{app: free_port() for app in apps}}
+        servers = [_server(floor_script, env, ports["floor"])]
         try:
-            times: dict[str, list[float]] = {name: [] for name in ["floor", *PAGES]}
-            warm: dict[str, list[float]] = {name: [] for name in PAGES}
-            for round_ in range(ROUNDS + 1):  # round 0: the first sessions after the servers started
-                for name in ["floor", *PAGES]:
-                    port = ports["floor" if name == "floor" else "app"]
-                    path = "" if name in ("floor", "train") else name
-                    seconds, context, page = _open_cold(browser, f"http://127.0.0.1:{port}/{path}",
-                                                        READY.get(name, PLOT_READY))
-                    times[name].append(seconds)
-                    if name != "floor" and round_ > 0:
-                        warm[name].append(_warm(page, name))
-                    context.close()
+            servers += [_server(folder / "streamlit_app.py", env, ports[app]) for app, folder in apps.items()]
+            for round_ in range(rounds + 1):  # round 0: the first sessions after the servers started
+                for name in PAGES:
+                    order = list(apps) if round_ % 2 == 0 else list(reversed(apps))
+                    for app in ["floor", *order]:
+                        key = ("floor", "floor") if app == "floor" else (app, name)
+                        path = "" if app == "floor" or name == "train" else name
+                        ready = READY["floor"] if app == "floor" else READY.get(name, PLOT_READY)
+                        seconds, context, page, seen = _open_cold(browser, f"http://127.0.0.1:{ports[app]}/{path}",
+                                                                  ready)
+                        if round_ == 0 and app == "floor" and name != PAGES[0]:
+                            context.close()
+                            continue
+                        times.setdefault(key, []).append(seconds)
+                        if round_ > 0:
+                            loaded.setdefault(key, []).append(seen)
+                            if app != "floor":
+                                warm.setdefault(key, []).append(_warm(page, name))
+                        context.close()
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(timeout=20)
             browser.close()
-    floor = statistics.median(times["floor"][1:])
-    rows, ratios = [], {}
-    for name in ["floor", *PAGES]:
-        cold_s = statistics.median(times[name][1:])
-        warm_s = statistics.median(warm[name]) if name in warm else None
-        rows.append([name, times[name][0], cold_s, cold_s / floor, "-" if warm_s is None else warm_s])
-        if name != "floor":
-            ratios[f"{name} cold"] = COLD_TARGET * floor / cold_s
-            ratios[f"{name} warm"] = WARM_BUDGET_S / warm_s
-    print(f"Chromium 1280x800, store of 50 runs; medians of {ROUNDS} fresh sessions per page "
-          "(first-after-start shown apart); cold = navigation to the first chart drawn (Train: its launch button)")
-    print(table(["page", "first after start s", "cold s", "x floor", "warm s"], rows))
+
+    floor = statistics.median(times["floor", "floor"][1:])
+    ratios = {}
+    print(f"Chromium 1280x800, store of 50 runs; medians of {rounds} fresh sessions per page (the floor: of "
+          f"{rounds * len(PAGES)}, one before each page); first-after-start shown apart; cold = navigation to the "
+          "first chart drawn (Train: its launch button)")
+    for app, folder in apps.items():
+        rows, parts = [], []
+        for key in [("floor", "floor"), *[(app, name) for name in PAGES]]:
+            name = key[1]
+            cold_s = statistics.median(times[key][1:])
+            warm_s = statistics.median(warm[key]) if key in warm else None
+            rows.append([name, times[key][0], cold_s, cold_s / floor, "-" if warm_s is None else warm_s])
+            if name != "floor" and app == "this":
+                ratios[f"{name} cold"] = COLD_TARGET * floor / cold_s
+                ratios[f"{name} warm"] = WARM_BUDGET_S / warm_s
+
+            def med(field, seen=loaded[key]):
+                values = [s[field] for s in seen if s[field] is not None]
+                return statistics.median(values) if values else "-"
+
+            parts.append([name, med("plotlyStart"), med("plotlyEnd"), med("now"), round(med("scripts")), med("busy"),
+                          round(med("webgl"))])
+        if against:
+            print(f"\n{'this checkout' if app == 'this' else 'against'}: {folder}")
+        print(table(["page", "first after start s", "cold s", "x floor", "warm s"], rows))
+        print("Where the cold time goes (medians, seconds from navigation; see the docstring)")
+        print(table(["page", "chart requested", "chart JS in", "ready", "JS chunks", "main busy", "WebGL"], parts))
+    if against:
+        print("\nThis checkout against the other, page by page (cold: median of the per-round ratios)")
+        print(table(["page", "cold s this / other", "warm s this / other"], [
+            [name, statistics.median(a / b for a, b in zip(times["this", name][1:], times["other", name][1:])),
+             statistics.median(warm["this", name]) / statistics.median(warm["other", name])] for name in PAGES]))
     print(summary("pages cold", ratios))
 
 
+def _store_of_50(tmp: str) -> RunStore:
+    trained = RunStore(Path(tmp) / "templates")
+    templates = [trained.get_or_train(RunConfig(arch=arch, epochs=2, train_size=500, validation="fraction",
+                                                data="sample")).run for arch in ("mlp", "cnn")]
+    store = RunStore(Path(tmp) / "runs")
+    clone_runs(store, templates, 50)
+    return store
+
+
 def main() -> None:
+    args = sys.argv[1:]
+    rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else ROUNDS
+    against = Path(args[args.index("--against") + 1]) if "--against" in args else None
     with tempfile.TemporaryDirectory() as tmp:
-        trained = RunStore(Path(tmp) / "templates")
-        templates = [trained.get_or_train(RunConfig(arch=arch, epochs=2, train_size=500, validation="fraction",
-                                                    data="sample")).run for arch in ("mlp", "cnn")]
-        store = RunStore(Path(tmp) / "runs")
-        clone_runs(store, templates, 50)
+        store = _store_of_50(tmp)
+        if "--cold-only" in args:
+            cold(store.root, rounds, against)
+            return
         env = {**os.environ, "MNISTLAB_STORE": str(store.root), "MNISTLAB_DATA": "sample"}
         rows, ratios = [], {}
         for page in PAGES:
@@ -318,8 +395,8 @@ def main() -> None:
         print(table(["page", "first render s", "rerun s", "imports TensorFlow", "errors"], rows))
         print(summary("pages", ratios), flush=True)
         compare_at_scale()
-        if "--cold" in sys.argv[1:]:
-            cold(store.root)
+        if "--cold" in args:
+            cold(store.root, rounds, against)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """Train: configure a run or a recipe comparison, launch it in the background, watch it.
 
-Layout (1280x800 shows it without scrolling): the form on the left; on the right what the
-configuration will do (checks before launch), the launch button, then the result or the live
-progress, and the architecture's summary below. Recipe comparisons are in an expander under both.
+Layout: the task, then two rows of two columns. On a laptop (1280x800 shows the launch button
+without scrolling) they read as one form on the left (architecture, epochs and batch size, then
+the optimizer, validation and the rest) and, on the right, the action (the checks before launch
+and the launch button, or this configuration's result or progress) above the details (its
+curves, runs in progress, the architecture's summary). A phone (under 640 px) stacks the columns
+row by row, so there the launch button (and right after a click, the run's progress) comes
+straight after the main settings, before the less used ones (390x844 shows it without
+scrolling). Recipe comparisons are in an expander under both rows.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from mnistlab.runs.config import (
 )
 from mnistlab.runs.store import Run
 from mnistlab.runs.worker import Progress, in_progress
-from mnistlab.views import charts
 from mnistlab.views.text import code, md
 from pages import common
 
@@ -81,42 +85,80 @@ def number(container, label: str, field: Field, value, key: str, hi: float | Non
 
 def result_chart(run: Run, epochs_total: int, key: str):
     """The same chart while a run trains and when it has finished: side_by_side, its colour, all epochs."""
+    from mnistlab.views import charts  # Plotly: imported when a chart is drawn, not for the form
+
     fig = charts.side_by_side([run], {run.run_id: run_color(run.run_id)})
     st.plotly_chart(charts.epoch_axis(fig, epochs_total), key=key)
 
 
 def run_color(run_id: str) -> str:
     """The run's colour on every page (by age; a run still training comes after every stored one)."""
-    ids = [r.run_id for r in sorted(store.list_runs().runs, key=lambda r: r.metrics.get("created", ""))]
+    from mnistlab.views import charts
+
+    ids = [r.run_id for r in sorted(common.listing(store).runs, key=lambda r: r.metrics.get("created", ""))]
     return charts.run_colors(ids if run_id in ids else [*ids, run_id])[run_id]
 
 
-def show_result(run: Run, note: str) -> None:
+def result_head(run: Run, note: str) -> None:
+    """Where the launch button would be: that this configuration is stored, and its headline number."""
     m = run.metrics
     if not run.is_finished:
         st.warning(f"{note} It **diverged** after {len(run.history)} epoch(s): {md(m['message'])}. Its history "
                    "is kept below; try a smaller learning rate.", icon=":material/trending_up:")
     else:
-        st.success(note, icon=":material/check_circle:")
-        cols = st.columns(4)
-        cols[0].metric("Test accuracy", f"{m['test_accuracy']:.4f}")
-        cols[1].metric("Test loss", f"{m['test_loss']:.4f}")
-        if m["val_accuracy"] is not None:
-            cols[2].metric("Val accuracy", f"{m['val_accuracy']:.4f}", f"epoch {md(run.kept_epoch)}",
-                           delta_color="off")
-        cols[3].metric("Training time", duration(m["timings"]["fit_seconds"]))
-        st.caption(f"These numbers describe one model: {md(run.kept_description())}.")
+        st.success(f"{note} Test accuracy **{m['test_accuracy']:.4f}**.", icon=":material/check_circle:")
+
+
+def result_body(run: Run) -> None:
+    """Its curves and numbers, where it came from, and where to go next."""
+    m = run.metrics
     result_chart(run, run.config.epochs, "result_chart")
+    if run.is_finished:
+        numbers = [("Test accuracy", f"{m['test_accuracy']:.4f}", None), ("Test loss", f"{m['test_loss']:.4f}", None),
+                   ("Val accuracy", f"{m['val_accuracy']:.4f}", f"epoch {md(run.kept_epoch)}")
+                   if m["val_accuracy"] is not None else None,
+                   ("Training time", duration(m["timings"]["fit_seconds"]), None)]
+        for pair in (numbers[:2], numbers[2:]):  # 2 x 2: the numbers fit, on a phone too
+            for col, metric in zip(st.columns(2, wrap=False), pair):
+                if metric is not None:
+                    col.metric(*metric, delta_color="off")
+        st.caption(f"These numbers describe one model: {md(run.kept_description())}.")
     st.caption(f"Run {code(run.run_id)} · {md(m['split']['description'])} · data: {md(m['data']['title'])}")
     links = st.columns(2)
     links[0].page_link("pages/compare.py", label="Compare with other runs", icon=":material/compare_arrows:")
     links[1].page_link("pages/inspect.py", label="Inspect its mistakes", icon=":material/search:")
 
 
+def status_line(run_id: str) -> None:
+    """Where this configuration's run is (its place in the queue, or its epoch), in place of the launch
+    button: on a phone this is what shows right after a click. Polled every second while it is active."""
+    try:
+        active = store.live.active()
+    except MnistlabError:
+        active = []
+    mine = next((a for a in active if a.run_id == run_id), None)
+    if mine is None:
+        st.rerun(scope="app")  # it finished or ended: show its result, or what happened
+    if mine.state == "queued":
+        place = sum(a.state == "queued" for a in active[:active.index(mine)]) + 1
+        st.progress(0.0, text=f":material/hourglass_empty: Queued, number {place} in line: it starts when a "
+                              "training slot is free.")
+    else:
+        done, total = mine.epochs_done, max(mine.epochs_total, 1)
+        if done:
+            left = sum(h.get("seconds", 0.0) for h in mine.history) / done * (total - done)
+            text = f"Epoch {done} of {total} · about {duration(left)} left"
+        else:
+            text = f"Epoch 0 of {total} · {md(mine.message or 'first epoch')}…"
+        st.progress(min(done / total, 1.0), text=text)
+    st.caption("It trains in the background: switch pages or reload meanwhile. Its curves, and a Cancel "
+               "button, are below.")
+
+
 def progress_card(p: Progress, position: int) -> None:
     """One queued or training run."""
     with st.container(border=True):
-        head, button = st.columns([5, 1.3])
+        head, button = st.columns([5, 2])
         head.markdown(f"**{md(p.config.label())}** &nbsp; {code(p.run_id)}")
         if not store.settings.read_only and button.button("Cancel", key=f"cancel_{p.id}",
                                                           icon=":material/stop_circle:"):
@@ -136,6 +178,8 @@ def progress_card(p: Progress, position: int) -> None:
             text = f"Epoch 0 of {p.epochs_total} · elapsed {duration(elapsed)} · {md(p.message or 'first epoch')}…"
         st.progress(p.epochs_done / p.epochs_total, text=text)
         if p.history:
+            from mnistlab.views import charts
+
             st.plotly_chart(charts.live_history(p.history, p.epochs_total, p.config.label(), p.run_id,
                                                 run_color(p.run_id)), key=f"live_{p.id}")
 
@@ -143,7 +187,7 @@ def progress_card(p: Progress, position: int) -> None:
 def ended_card(p: Progress) -> None:
     """A run that ended without a result: what happened, once, and its partial curves."""
     with st.container(border=True):
-        head, button = st.columns([5, 1.3])
+        head, button = st.columns([5, 2])
         head.markdown(f"**{md(p.config.label())}** &nbsp; {code(p.run_id)}")
         if not store.settings.read_only and button.button("Dismiss", key=f"dismiss_{p.id}"):
             store.live.dismiss(p.id)
@@ -156,6 +200,8 @@ def ended_card(p: Progress) -> None:
         st.warning(f"{md(what)} {stopped}." + ("" if repeats else f" {md(detail, limit=600)}"),
                    icon=":material/warning:")
         if p.history:
+            from mnistlab.views import charts
+
             st.plotly_chart(charts.live_history(p.history, p.epochs_total, p.config.label(), p.run_id,
                                                 run_color(p.run_id)), key=f"ended_{p.id}")
 
@@ -195,21 +241,24 @@ store = common.store()
 info = common.source_info()
 n_train = info.n_train or len(common.dataset(info).x_train)
 st.title("Train")
-st.caption("Choose a configuration (the defaults are the Keras MNIST recipe's CNN) or launch a whole recipe "
-           "comparison. Runs train in a background process: switch pages or reload while they run.")
+st.caption("The defaults are the Keras MNIST recipe's CNN. Runs train in the background: switch pages or reload "
+           "while they run.")
 
-left, right = st.columns([1, 1], gap="large")
-with left:
-    task = st.radio("Task", list(TASKS), horizontal=True, key="train_task",
-                    format_func=lambda t: {"digits": "Digits 0–9", "parity": "Odd vs even"}[t],
-                    help="Digits: 10 classes (softmax). Odd vs even: one sigmoid output, odd = 1.")
+task = st.radio("Task", list(TASKS), horizontal=True, key="train_task",
+                format_func=lambda t: {"digits": "Digits 0–9", "parity": "Odd vs even"}[t],
+                help="Digits: 10 classes (softmax). Odd vs even: one sigmoid output, odd = 1.")
+# Row 1: the main settings and the action; row 2: the other settings and the details (see the docstring).
+main_settings, action = st.columns([1, 1], gap="large")
+with main_settings:
     arch = st.selectbox("Architecture", list(ARCHITECTURES), index=1, key="train_arch",
                         format_func=lambda a: f"{a}  ({ARCHITECTURES[a].recipe})")
-    c1, c2 = st.columns(2)
+    c1, c2 = st.columns(2, wrap=False)  # side by side on a phone too
     epochs = number(c1, "Epochs", FIELDS["epochs"], FIELDS["epochs"].default, "train_epochs", step=1)
     batch_size = number(c2, "Batch size", FIELDS["batch_size"], FIELDS["batch_size"].default, "train_batch",
                         step=1)
-    c3, c4 = st.columns(2)
+more_settings, details = st.columns([1, 1], gap="large")
+with more_settings:
+    c3, c4 = st.columns(2, wrap=False)
     optimizer = c3.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
                              help="The Keras recipe uses SGD; chapter 16 uses Adam.")
     default_lr = DEFAULT_LEARNING_RATES[optimizer]
@@ -230,7 +279,7 @@ with left:
     elif validation == "fraction":
         fraction = st.slider("Validation fraction", 0.05, 0.5, DEFAULT_FRACTION, 0.05, key="train_fraction")
         validation_size = None if fraction == DEFAULT_FRACTION else fraction
-    with st.expander("Training-set size, early stopping, seed, precision"):
+    with st.expander("Training-set size, early stopping, seed, precision", icon=":material/tune:"):
         train_size = None
         if st.toggle("Use only the first N training images (quick runs)", key="train_limit"):
             train_size = number(st, "Training images", FIELDS["train_size"], min(1000, n_train), "train_size",
@@ -258,15 +307,15 @@ values = dict(task=task, arch=arch, epochs=epochs, batch_size=batch_size, optimi
               precision=precision)
 config = None
 if any(v is None for v in (epochs, batch_size, learning_rate, seed)) or "invalid" in values.values():
-    problem = "A number on the left is outside its range (it says which); change it to launch."
+    problem = "A number in the settings is outside its range (it says which); change it to launch."
 else:
     try:
         config = RunConfig(**values, data=default_source())
         problem = None
     except ValueError as exc:
-        problem = f"{md(exc)}. Change it on the left to launch."
+        problem = f"{md(exc)}. Change it in the settings to launch."
 
-with right:
+with action:
     run = progress = resolved = None
     if config is not None:
         try:
@@ -278,35 +327,38 @@ with right:
                        "Compare (or run `mnistlab doctor --repair`) to train it again.")
             config = None
         except MnistlabError as exc:
-            problem = f"{md(exc, limit=1000)}. Change it on the left to launch."
+            problem = f"{md(exc, limit=1000)}. Change it in the settings to launch."
             config = None
     if problem is not None:
         st.error(problem, icon=":material/error:")
     elif run is not None:
-        show_result(run, "Trained just now and stored." if trained_recently(run) else
+        result_head(run, "Trained just now and stored." if trained_recently(run) else
                     "Cached: this configuration is already in the store, so it is shown without training.")
     elif progress is not None and progress.is_active:
-        st.info("This configuration is training now: its progress is below.", icon=":material/pending:")
+        st.fragment(status_line, run_every=1.0)(resolved.run_id)
     elif store.settings.read_only:
         st.info("This instance is read-only: it shows stored runs but does not train. Run mnistlab on your own "
                 "machine to train this configuration.", icon=":material/visibility:")
     else:
-        checked = preflight(resolved, store.list_runs().runs, asked_train_size=config.train_size)
+        checked = preflight(resolved, common.listing(store).runs, asked_train_size=config.train_size)
         for error in checked.errors:
             st.error(f"Cannot train this: {md(error)}.", icon=":material/block:")
         for warning in checked.warnings:
             st.warning(f"{md(warning[0].upper() + warning[1:])}.", icon=":material/warning:")
-        estimate = f" · {checked.estimate.words()}" if checked.estimate is not None else ""
-        st.caption(f"Fits on {checked.n_fit:,} images, validates on {checked.n_val:,} · data: {md(info.title)}"
-                   f"{md(estimate)}")
         if st.button(f"Train {md(config.label())}", type="primary", icon=":material/play_arrow:",
                      key="train_launch", disabled=not checked.ok, width="stretch"):
             if launch([config]):
                 st.session_state["train_watching"] = True
             st.rerun()
+        estimate = f" · {checked.estimate.words()}" if checked.estimate is not None else ""
+        st.caption(f"Fits on {checked.n_fit:,} images, validates on {checked.n_val:,} · data: {md(info.title)}"
+                   f"{md(estimate)}")
     if "train_error" in st.session_state:
         st.error(md(st.session_state.pop("train_error"), limit=1000), icon=":material/error:")
 
+with details:
+    if run is not None:
+        result_body(run)
     has_active = common.active_count() > 0
     if has_active:
         st.session_state["train_watching"] = True
@@ -319,9 +371,10 @@ with right:
                     f"{flops(arch, task) / 1e6:,.2f} MFLOPs per image forward (training ≈ 3×) · input "
                     f"{'784 pixels, flattened' if spec.input == 'flat' else '28 × 28 × 1 image'} · "
                     f"output: {TASKS[task].units} {TASKS[task].activation}")
-        st.dataframe([{"Layer": row["layer"], "Output shape": " × ".join(map(str, row["output_shape"])),
-                       "Parameters": f"{row['params']:,}"} for row in summarize(arch, task)],
-                     hide_index=True, width="stretch")
+        # A Markdown table, not st.dataframe: the page then needs no data-grid code in the browser.
+        st.markdown("| Layer | Output shape | Parameters |\n|:--|:--|--:|\n" + "\n".join(
+            f"| {md(row['layer'])} | {'×'.join(map(str, row['output_shape']))} | {row['params']:,} |"
+            for row in summarize(arch, task)))
 
 
 def presets_section() -> None:

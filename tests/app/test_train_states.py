@@ -103,3 +103,55 @@ def test_the_recipe_panel_and_the_form_describe_this_machines_data(empty_store):
     assert "4,000 training and 1,000 test images" in panel  # the shipped sample
     assert "hold-out 3,334 / 666" in panel and "50,000/10,000" not in panel
     assert any(c.startswith("Fits on 3,334 images, validates on 666") for c in texts(app.caption))
+
+
+def page_default(**changes):
+    """The configuration the page shows first: the Keras recipe's CNN (on the shipped sample here)."""
+    from mnistlab import RunConfig
+
+    return RunConfig(**{"task": "digits", "arch": "cnn", "epochs": 30, "batch_size": 32, "optimizer": "sgd",
+                        "validation": "holdout", "data": "sample", **changes})
+
+
+def progress_texts(app):
+    return [p.proto.text for p in app.get("progress")]
+
+
+def test_the_configuration_in_training_shows_its_progress_where_the_launch_button_was(empty_store):
+    [run_id] = jobs.enqueue(empty_store, [page_default()])
+    app = open_page("pages/train.py")
+    assert errors(app) == []
+    assert [b for b in app.button if b.key == "train_launch"] == []
+    assert any(t.startswith(":material/hourglass_empty: Queued, number 1 in line") for t in progress_texts(app))
+
+    attempt = empty_store.live.claim("test-worker", None, run_id=run_id)
+    empty_store.live.record_epoch(attempt.id, [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.5, "val_loss": 1.0 / e,
+                                                "val_accuracy": 0.5, "seconds": 2.0} for e in (1, 2)])
+    app.run()
+    assert any(t.startswith("Epoch 2 of 30 · about 56s left") for t in progress_texts(app))
+
+    empty_store.live.finish(attempt.id, "cancelled", "cancelled after epoch 2")
+    app.run()  # it ended without a result: the launch button is back, and the card says what happened
+    assert errors(app) == []
+    assert app.button(key="train_launch").label.startswith("Train cnn")
+    assert any("Cancelled after epoch 2 of 30" in w for w in texts(app.warning))
+
+
+def test_a_stored_configuration_shows_its_headline_number_where_the_launch_button_was(empty_store):
+    from tests.synthetic import write_runs
+
+    write_runs(empty_store, [page_default()], data="sample")
+    app = open_page("pages/train.py")
+    assert errors(app) == []
+    assert [b for b in app.button if b.key == "train_launch"] == []
+    [note] = texts(app.success)
+    assert note.startswith("Cached: this configuration is already in the store") and "Test accuracy **0." in note
+    assert [m.label for m in app.metric] == ["Test accuracy", "Test loss", "Val accuracy", "Training time"]
+    assert app.get("plotly_chart")
+
+
+def test_the_architecture_summary_is_a_plain_table(empty_store):
+    app = open_page("pages/train.py")
+    table = next(m.value for m in app.markdown if m.value.startswith("| Layer | Output shape | Parameters |"))
+    assert "| Dense 10 softmax \\(output\\) | 10 | 2,570 |" in table
+    assert app.get("arrow_data_frame") == []  # no data grid: the page needs none of its browser code

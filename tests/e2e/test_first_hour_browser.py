@@ -1,4 +1,5 @@
-"""A new user's first screens at a laptop size (1280x800), in a real Chromium against the real server."""
+"""A new user's first screens at a laptop size (1280x800) and on a phone (390x844), in a real Chromium against
+the real server."""
 
 from __future__ import annotations
 
@@ -11,23 +12,44 @@ from tests.e2e.conftest import Page
 pytestmark = pytest.mark.browser
 
 
+VIEWPORTS = {"laptop": (1280, 800), "phone": (390, 844)}
+
+
+def _context(browser, size: str):
+    width, height = VIEWPORTS[size]
+    phone = size == "phone"
+    return browser.new_context(viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone)
+
+
 @pytest.fixture
 def laptop(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = _context(browser, "laptop")
     page = Page(context.new_page(), server)
     yield page
     context.close()
 
 
-def test_the_launch_button_is_visible_without_scrolling(laptop):
-    laptop.open()
-    button = laptop.page.get_by_role("button", name="Train cnn · digits · sgd · bs32 · 30ep")
-    button.wait_for(timeout=30_000)
-    box = button.bounding_box()
-    assert box is not None
-    assert 0 <= box["x"] and box["x"] + box["width"] <= 1280
-    assert 0 <= box["y"] and box["y"] + box["height"] <= 800, f"the launch button is below the fold: {box}"
-    laptop.assert_healthy()
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_the_launch_button_is_visible_without_scrolling(browser, server, size):
+    width, height = VIEWPORTS[size]
+    context = _context(browser, size)
+    try:
+        app = Page(context.new_page(), server)
+        app.page.goto(server)  # on a phone the sidebar (and its page list) starts collapsed: not visible
+        app.page.wait_for_selector('[data-testid="stSidebarNav"]', state="attached", timeout=30_000)
+        app.settle()
+        button = app.page.get_by_role("button", name="Train cnn · digits · sgd · bs32 · 30ep")
+        button.wait_for(timeout=30_000)
+        box = button.bounding_box()
+        assert box is not None
+        assert 0 <= box["x"] and box["x"] + box["width"] <= width, f"the launch button is cut off: {box}"
+        assert 0 <= box["y"] and box["y"] + box["height"] <= height, f"the launch button is below the fold: {box}"
+        scrolled = app.page.evaluate("Math.max(document.scrollingElement.scrollTop, "
+                                     "document.querySelector('[data-testid=stMain]')?.scrollTop ?? 0)")
+        assert scrolled == 0, "the page was scrolled to show the button"
+        app.assert_healthy()
+    finally:
+        context.close()
 
 
 def test_a_huge_kernel_value_in_the_filter_editor_is_refused_with_a_message(laptop):
