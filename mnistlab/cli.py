@@ -152,13 +152,6 @@ def _run_json(run) -> dict:
     return {"run_id": run.run_id, "label": run.label, "config": run.config.to_dict(), "metrics": run.metrics}
 
 
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up chatter (see :mod:`mnistlab.models.runtime`)."""
-    from mnistlab.models.runtime import import_tensorflow
-
-    import_tensorflow()
-
-
 def cmd_train(args) -> int:
     from mnistlab.models.training import Cancelled
 
@@ -194,7 +187,9 @@ def cmd_train(args) -> int:
             raise UsageError("; ".join(checked.errors))
         for warning in checked.warnings:
             print(f"note: {warning}", file=sys.stderr, flush=True)
-        _quiet_tensorflow()
+        from mnistlab.models.runtime import import_tensorflow
+
+        import_tensorflow()  # its start-up chatter kept off the terminal
     try:
         obtained = store.get_or_train(config, on_epoch=on_epoch, on_wait=on_wait)
     except Cancelled as exc:
