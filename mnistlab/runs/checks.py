@@ -146,7 +146,7 @@ def estimate_seconds(resolved: "Resolved", stored: Iterable["Run"] = ()) -> Esti
     similar = rates[True] or rates[False]
     if similar:
         rate = sorted(similar)[len(similar) // 2]
-        basis = (f"from {len(similar)} stored {config.arch} run(s)"
+        basis = (f"from {len(similar)} stored {config.arch} run" + ("" if len(similar) == 1 else "s")
                  + ("" if rates[True] else " with another batch size or precision"))
         return Estimate(rate * n_fit * config.epochs, basis)
     reference = REFERENCE_SECONDS_PER_50K.get(config.arch)
