@@ -25,6 +25,7 @@ from mnistlab.datasets.mnist import default_source
 from mnistlab.errors import MnistlabError
 from mnistlab.models.architectures import ARCHITECTURES, count_params, flops, summarize
 from mnistlab.runs.config import FIELDS, TASKS, Field, RunConfig, arch_field
+from mnistlab.views.text import plural
 
 
 #: How the user called us: ``mnistlab`` (the installed command) or ``python -m mnistlab``.
@@ -257,7 +258,7 @@ def cmd_export(args) -> int:
     with open(args.output, "wb") as fh:
         fh.write(payload)
     print(json.dumps({"bundle": args.output, "runs": [r.run_id for r in runs], "bytes": len(payload)}) if args.json
-          else f"wrote {args.output} ({len(runs)} runs, {len(payload) / 2**20:.1f} MB)")
+          else f"wrote {args.output} ({plural(len(runs), 'run')}, {len(payload) / 2**20:.1f} MB)")
     return 0
 
 
@@ -266,7 +267,7 @@ def cmd_import(args) -> int:
 
     imported, present = import_bundle(_store(args), args.bundle)
     print(json.dumps({"imported": imported, "already_present": present}) if args.json
-          else f"imported {len(imported)} run(s); {len(present)} already in the store")
+          else f"imported {plural(len(imported), 'run')}; {len(present)} already in the store")
     return 0
 
 
@@ -280,7 +281,7 @@ def cmd_delete(args) -> int:
         raise UsageError(f"no run {', '.join(missing)} in {store.root}; nothing was deleted")
     for run_id in run_ids:
         store.delete(run_id)
-    print(json.dumps({"deleted": run_ids}) if args.json else f"deleted {len(run_ids)} run(s)")
+    print(json.dumps({"deleted": run_ids}) if args.json else f"deleted {plural(len(run_ids), 'run')}")
     return 0
 
 
@@ -326,7 +327,7 @@ def cmd_doctor(args) -> int:
     if args.json:
         print(json.dumps(report.as_dict()))
         return 0
-    print(f"{store.root}: {report.runs} run(s), {len(report.broken)} broken")
+    print(f"{store.root}: {plural(report.runs, 'run')}, {len(report.broken)} broken")
     for broken in report.broken:
         print(f"  broken {broken.run_id}: {broken.reason}")
     for old, new in report.migrated:
@@ -495,15 +496,15 @@ def _run_sweep(store, sweep, args, log) -> tuple[Any, list, bool]:
 
     plan = sweeps_exec.plan_sweep(store, sweep, jobs=args.jobs)
     where = f"on the Dask cluster at {args.scheduler}" if args.scheduler else (
-        f"with {args.jobs} process(es) × {args.threads_per_job or sweeps_exec.default_threads(args.jobs)} thread(s)")
+        f"with {plural(args.jobs, 'process', 'processes')} × {plural(args.threads_per_job or sweeps_exec.default_threads(args.jobs), 'thread')}")
     print(f"sweep {sweep.name}: {plan.summary()}", file=log, flush=True)
     if plan.repeated:
-        print(f"  {plan.repeated} configuration(s) are the same training as another one: counted once", file=log)
+        print(f"  {plural(plan.repeated, 'configuration')} {'is' if plan.repeated == 1 else 'are'} the same training as another one: counted once", file=log)
     for note in plan.notes:
         print(f"  note: {note}", file=log)
     if getattr(args, "dry_run", False) or not plan.to_train:
         return plan, [], False
-    print(f"training {len(plan.to_train)} run(s) {where}; Ctrl-C stops cleanly", file=log, flush=True)
+    print(f"training {plural(len(plan.to_train), 'run')} {where}; Ctrl-C stops cleanly", file=log, flush=True)
     total, count = len(plan.to_train), [0]
 
     def on_result(outcome) -> None:
@@ -570,7 +571,7 @@ def cmd_sweep(args) -> int:
             figure = f"{row['test_accuracy']:.4f}" if row["test_accuracy"] is not None else "-"
             took = f"{row['seconds']:.1f}s" if row["seconds"] is not None else "-"
             print(f"{row['run_id']}  {row['state']:11} {figure:>7} {took:>8}  {row['label']}  {row['message']}".rstrip())
-        print(f"{sum(r['test_accuracy'] is not None for r in rows)} of {len(rows)} run(s) stored"
+        print(f"{sum(r['test_accuracy'] is not None for r in rows)} of {plural(len(rows), 'run')} stored"
               + (f"; {len(failed)} failed or cancelled" if failed else ""))
     else:
         for planned in plan.runs:
@@ -600,7 +601,7 @@ def cmd_recipes(args) -> int:
         if report["note"]:
             print(report["note"])
         if report["missing"] and not args.train:
-            print(f"{len(report['missing'])} recipe(s) have no stored run: train them with "
+            print(f"{plural(len(report['missing']), 'recipe')} {'has' if len(report['missing']) == 1 else 'have'} no stored run: train them with "
                   f"{PROG} recipes --train (or {PROG} sweep recipes --jobs 2)")
     return 130 if stopped else 0
 

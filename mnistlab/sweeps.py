@@ -250,12 +250,12 @@ class Plan:
 
     def summary(self) -> str:
         """``40 runs: 12 stored, 28 to train; about 14 min with 2 at a time``."""
-        text = f"{len(self.runs)} run(s): {len(self.stored)} stored, {len(self.to_train)} to train"
+        text = f"{len(self.runs)} run{'' if len(self.runs) == 1 else 's'}: {len(self.stored)} stored, {len(self.to_train)} to train"
         if self.to_train:
             if self.estimate_seconds is not None:
                 text += f"; about {duration(self.estimate_seconds)} with {self.parallel} at a time"
                 if self.unestimated:
-                    text += f" (plus {self.unestimated} run(s) of architectures with no stored run to time)"
+                    text += f" (plus {self.unestimated} run{'' if self.unestimated == 1 else 's'} of architectures with no stored run to time)"
             else:
                 text += "; no estimate yet (no stored run of these architectures to time)"
         return text

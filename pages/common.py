@@ -18,7 +18,7 @@ from mnistlab.datasets.mnist import Dataset, SourceInfo, default_source, load_so
 from mnistlab.errors import MnistlabError
 from mnistlab.runs.store import Run
 from mnistlab.settings import Settings, load_settings
-from mnistlab.views.text import code, md
+from mnistlab.views.text import code, md, plural
 
 TRAIN_PAGE = "pages/train.py"
 
@@ -115,7 +115,7 @@ def import_box() -> None:
             except (MnistlabError, OSError) as exc:  # a refused bundle, a read-only instance, the disk
                 st.error(f"Nothing was imported: {md(exc, limit=1000)}", icon=":material/error:")
             else:  # said after the rerun that shows the imported runs (the store watch reruns anyway)
-                st.session_state["import_done"] = f"Imported {len(imported)} run(s); {len(present)} were already here."
+                st.session_state["import_done"] = f"Imported {plural(len(imported), 'run')}; {plural(len(present), 'was', 'were')} already here."
                 st.rerun()
         done = st.session_state.pop("import_done", None)
         if done:
@@ -163,7 +163,7 @@ def missing_runs_box(missing: list, key: str) -> None:
     from mnistlab.runs import worker as jobs
 
     with st.container(border=True):
-        st.markdown(f":material/link: **The link names {len(missing)} run(s) this store does not have:**")
+        st.markdown(f":material/link: **The link names {plural(len(missing), 'run')} this store does not have:**")
         for ref in missing:
             named = md(ref.config.label()) if ref.config else "(no configuration in the link)"
             st.markdown(f"- {code(ref.run_id)} {named}")
@@ -181,7 +181,7 @@ def missing_runs_box(missing: list, key: str) -> None:
                        "numbers will differ from the link's.")
         if settings().read_only:
             st.caption("This instance is read-only, so they cannot be trained here.")
-        elif trainable and st.button(f"Train the {len(trainable)} missing run(s)", key=f"{key}_train_missing",
+        elif trainable and st.button(f"Train the {plural(len(trainable), 'missing run')}", key=f"{key}_train_missing",
                                      icon=":material/play_arrow:"):
             try:
                 jobs.launch(store(), trainable)
@@ -506,7 +506,7 @@ def sidebar() -> None:
             st.caption("For the full MNIST (60,000 + 10,000 images), start the app with "
                        "`MNISTLAB_MNIST=/path/to/mnist.npz`.")
         active = active_count()
-        busy = f":material/pending: **{active} run(s) in progress** — see Train  \n" if active else ""
+        busy = f":material/pending: **{plural(active, 'run')} in progress** — see Train  \n" if active else ""
         if settings().read_only:
             busy += ":material/visibility: Read-only: browse, compare, inspect and explore filters.  \n"
         root = store().root

@@ -10,7 +10,7 @@ import streamlit as st
 
 from mnistlab.analysis import comparison
 from mnistlab.views import charts, share
-from mnistlab.views.text import code, md
+from mnistlab.views.text import code, md, plural
 from pages import common
 
 MAX_SIDE_BY_SIDE = 6
@@ -48,7 +48,7 @@ if link is not None:
 
 deleted = st.session_state.pop("compare_deleted", None)  # said once, after the rerun that removed them
 if deleted:
-    st.success(f"Deleted {len(deleted)} run(s): {md('; '.join(deleted), limit=600)}. To undo, import the bundle "
+    st.success(f"Deleted {plural(len(deleted), 'run')}: {md('; '.join(deleted), limit=600)}. To undo, import the bundle "
                "you kept (Import runs from a bundle, at the bottom of this page).", icon=":material/delete:")
 common.missing_runs_box(st.session_state.get("compare_missing", []), "compare")
 if not all_runs:
@@ -281,9 +281,9 @@ if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads bette
         st.plotly_chart(common.shared("parallel", shown_runs, lambda: charts.parallel_coordinates(
             shown, varying_shown), fields=tuple(varying_shown)), key="compare_parallel")
         unscored = len(shown) - len(scored)
-        st.caption(f"One line per run through the {len(varying_shown)} hyperparameter(s) that vary, coloured by the "
+        st.caption(f"One line per run through the {plural(len(varying_shown), 'hyperparameter')} that vary, coloured by the "
                    "kept model's validation accuracy; drag along an axis to filter"
-                   + (f". {unscored} diverged run(s) have no validation accuracy and are left out." if unscored
+                   + (f". {plural(unscored, 'diverged run')} {'has' if unscored == 1 else 'have'} no validation accuracy and {'is' if unscored == 1 else 'are'} left out." if unscored
                       else "."))
     if right is not None:
         def draw_importance(found) -> None:
@@ -355,8 +355,8 @@ b5.download_button("Run bundle (.zip)", bundle_zip, file_name="mnistlab-runs.zip
                    help="The selected runs with their models, to import on another machine.")
 
 if not store.settings.read_only:  # destructive: named as such, asks once, offers the way back first
-    with st.popover(f"Delete {len(selected)} run(s)…", icon=":material/delete_forever:"):
-        st.markdown(f"**Delete {len(selected)} run(s) from the store?** Their folders (history, metrics, "
+    with st.popover(f"Delete {plural(len(selected), 'run')}…", icon=":material/delete_forever:"):
+        st.markdown(f"**Delete {plural(len(selected), 'run')} from the store?** Their folders (history, metrics, "
                     "predictions, weights) are removed for good:")
         st.markdown("\n".join(f"- {md(r.label)} {code(r.run_id)}" for r in selected[:8])
                     + (f"\n- … and {len(selected) - 8} more" if len(selected) > 8 else ""))
@@ -364,7 +364,7 @@ if not store.settings.read_only:  # destructive: named as such, asks once, offer
                            mime="application/zip", icon=":material/folder_zip:", key="compare_delete_bundle",
                            help="To undo the delete later, import this bundle (Import runs below, or "
                                 "`mnistlab import FILE`).")
-        if st.button(f"Delete {len(selected)} run(s) permanently", key="compare_delete",
+        if st.button(f"Delete {plural(len(selected), 'run')} permanently", key="compare_delete",
                      icon=":material/delete_forever:"):
             for run in selected:
                 store.delete(run.run_id)

@@ -11,7 +11,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.runs.checks import bf16_supported
 from mnistlab.runs.config import FIELDS, arch_field
 from mnistlab.runs.worker import max_trainings
-from mnistlab.views.text import code, md
+from mnistlab.views.text import code, md, plural
 from pages import common
 
 CURRENT = "sweep_current"  # session state: the sweep this session launched last (no widget owns it)
@@ -65,7 +65,7 @@ def launch(plan) -> None:
         st.session_state["sweep_error"] = str(exc)
         return
     st.session_state[CURRENT] = plan.name
-    st.toast(f"Queued {len(started)} run(s) of sweep {md(plan.name)}.", icon=":material/rocket_launch:")
+    st.toast(f"Queued {plural(len(started), 'run')} of sweep {md(plan.name)}.", icon=":material/rocket_launch:")
 
 
 def sweep_card(entry: dict) -> None:
@@ -86,7 +86,7 @@ def sweep_card(entry: dict) -> None:
             return
         if progress.active and buttons[1].button("Cancel", key=f"sweep_cancel_{name}", icon=":material/stop_circle:"):
             count = sweeps_exec.cancel_sweep(store, name)
-            st.toast(f"Cancel requested for {count} run(s): training ones stop within one batch.")
+            st.toast(f"Cancel requested for {plural(count, 'run')}: training ones stop within one batch.")
         if progress.unfinished and buttons[2].button("Retry failed", key=f"sweep_retry_{name}",
                                                      icon=":material/replay:"):
             try:
@@ -94,17 +94,17 @@ def sweep_card(entry: dict) -> None:
             except (MnistlabError, OSError) as exc:
                 st.error(md(exc, limit=1000), icon=":material/error:")
             else:
-                st.toast(f"Queued {len(again)} run(s) again.")
+                st.toast(f"Queued {plural(len(again), 'run')} again.")
         if progress.done and not progress.active:
             with buttons[3].popover("Delete", icon=":material/delete:"):
-                st.caption(f"Delete the {progress.done} stored run(s) of this sweep from the store.")
+                st.caption(f"Delete the {plural(progress.done, 'stored run')} of this sweep from the store.")
                 if st.button("Delete them", key=f"sweep_delete_{name}", type="primary"):
                     try:
                         gone = sweeps_exec.delete_sweep_runs(store, name)
                     except (MnistlabError, OSError) as exc:
                         st.error(md(exc, limit=1000), icon=":material/error:")
                     else:
-                        st.toast(f"Deleted {len(gone)} run(s).")
+                        st.toast(f"Deleted {plural(len(gone), 'run')}.")
                         st.rerun(scope="app")
 
 
@@ -140,7 +140,7 @@ def recipes_section() -> None:
     if report["note"]:
         st.info(md(report["note"]), icon=":material/info:")
     if report["missing"] and not store.settings.read_only and st.button(
-            f"Train the {len(report['missing'])} missing recipe(s)", key="sweep_recipes_train",
+            f"Train the {plural(len(report['missing']), 'missing recipe')}", key="sweep_recipes_train",
             icon=":material/play_arrow:", help="30 epochs each: about 40 minutes for all eight on 2 cores"):
         wanted = set(report["missing"])
         grids = [dict(r.values) for r in sweeps.RECIPES if r.key in wanted]
@@ -183,7 +183,7 @@ if plan is not None:
     if store.settings.read_only:
         st.info("This instance is read-only: it shows stored runs and sweeps but does not train.",
                 icon=":material/visibility:")
-    elif plan.to_train and st.button(f"Launch {len(plan.to_train)} run(s)", type="primary", key="sweep_launch",
+    elif plan.to_train and st.button(f"Launch {plural(len(plan.to_train), 'run')}", type="primary", key="sweep_launch",
                                      icon=":material/rocket_launch:"):
         launch(plan)
     if "sweep_error" in st.session_state:

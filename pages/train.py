@@ -37,7 +37,7 @@ from mnistlab.runs.config import (
 )
 from mnistlab.runs.store import Run
 from mnistlab.runs.worker import Progress, in_progress
-from mnistlab.views.text import code, md
+from mnistlab.views.text import code, md, plural
 from pages import common
 
 LAUNCHED = "train_launched"  # session state: run ids this session launched (not owned by a widget)
@@ -59,7 +59,7 @@ def launch(configs: list[RunConfig]) -> bool:
         return False
     st.session_state.setdefault(LAUNCHED, set()).update(started)
     if started:
-        st.toast(f"Started {len(started)} run(s) in the background.", icon=":material/rocket_launch:")
+        st.toast(f"Started {plural(len(started), 'run')} in the background.", icon=":material/rocket_launch:")
     else:
         st.toast("Nothing to start: these runs are stored or already under way.", icon=":material/info:")
     return True
@@ -103,7 +103,7 @@ def result_head(run: Run, note: str) -> None:
     """Where the launch button would be: that this configuration is stored, and its headline number."""
     m = run.metrics
     if not run.is_finished:
-        st.warning(f"{note} It **diverged** after {len(run.history)} epoch(s): {md(m['message'])}. Its history "
+        st.warning(f"{note} It **diverged** after {plural(len(run.history), 'epoch')}: {md(m['message'])}. Its history "
                    "is kept below; try a smaller learning rate.", icon=":material/trending_up:")
     else:
         st.success(f"{note} Test accuracy **{m['test_accuracy']:.4f}**.", icon=":material/check_circle:")

@@ -95,7 +95,7 @@ def test_a_plan_splits_stored_from_to_train_and_estimates_from_stored_runs_of_th
     assert [r.stored for r in plan.runs] == [True, False, False] and plan.repeated == 1
     assert plan.estimate_seconds == pytest.approx(0.005 * 1000 * 2)  # cnn only; deep_cnn has no stored run
     assert plan.unestimated == 1 and plan.parallel == 1
-    assert "3 run(s): 1 stored, 2 to train; about 10 s with 1 at a time" in plan.summary()
+    assert "3 runs: 1 stored, 2 to train; about 10 s with 1 at a time" in plan.summary()
     assert "MNISTLAB_MAX_TRAININGS allows 1" in plan.notes[0] and "MNISTLAB_MAX_TRAININGS=2" in plan.notes[0]
 
 
@@ -374,7 +374,7 @@ def test_the_sweep_command_prints_its_plan_and_refuses_bad_grids(tmp_path):
             "--seeds", "2", "--jobs", "2", "--store", str(tmp_path / "runs")]
     dry = subprocess.run([*args, "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert dry.returncode == 0, dry.stderr
-    assert "4 run(s): 0 stored, 4 to train" in dry.stdout and "MNISTLAB_MAX_TRAININGS=2" in dry.stdout
+    assert "4 runs: 0 stored, 4 to train" in dry.stdout and "MNISTLAB_MAX_TRAININGS=2" in dry.stdout
     as_json = subprocess.run([*args, "--dry-run", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                              env=env)
     assert json.loads(as_json.stdout)["plan"]["to_train"] == 4

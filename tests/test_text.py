@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mnistlab.views.text import ZWSP, code, html_text, md, plain
+from mnistlab.views.text import ZWSP, code, html_text, md, plain, plural
 
 PAYLOADS = [
     "![x](http://evil.example/x.png)",
@@ -140,3 +140,11 @@ def test_html_text_is_inert_in_html_and_in_plotly(payload):
 
 def test_html_text_cuts_long_text():
     assert html_text("x" * 5000) == "x" * 299 + "…"
+
+
+def test_plural_counts_with_separators_and_picks_the_noun_form():
+    assert plural(1, "run") == "1 run"
+    assert plural(0, "run") == "0 runs"
+    assert plural(1200, "run") == "1,200 runs"
+    assert plural(2, "process", "processes") == "2 processes"
+    assert plural(1, "was", "were") == "1 was" and plural(3, "was", "were") == "3 were"

@@ -108,7 +108,7 @@ class Run(RunFiles):
     def kept_description(self) -> str:
         """Which model the numbers describe, in words."""
         if not self.is_finished:
-            return f"diverged after {len(self.history)} epoch(s): {self.metrics['message']}"
+            return f"diverged after {len(self.history)} epoch{'' if len(self.history) == 1 else 's'}: {self.metrics['message']}"
         if self.metrics["kept_reason"] == "best_val_loss":
             return (f"the weights of epoch {self.kept_epoch} of {len(self.history)} "
                     "(lowest validation loss, restored by early stopping)")

@@ -18,7 +18,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from mnistlab.runs.store import Run
-from mnistlab.views.text import html_text
+from mnistlab.views.text import html_text, plural
 
 #: 20 distinct colours that read on white: Tableau's ten, then ten darker ones of Plotly's Dark24
 #: chosen to differ from those (a 21st run reuses the first colour).
@@ -374,9 +374,9 @@ def group_lines(groups, colors: Mapping[str, str], x: str = "epoch",
     for group in groups:
         finished = [r for r in group.runs if r.is_finished] or list(group.runs)
         curves = {metric: group_curve(finished, metric, x) for metric in METRICS}
-        hover = f"{group.runs[0].config.replace(seed=0).label()} · mean of {len(finished)} seed(s)"
+        hover = f"{group.runs[0].config.replace(seed=0).label()} · mean of {plural(len(finished), 'seed')}"
         if len(finished) < group.n:
-            hover += f"; {group.n - len(finished)} diverged seed(s) left out"
+            hover += f"; {plural(group.n - len(finished), 'diverged seed')} left out"
         lines.append(Line(group.key, group.name, hover, colors[group.key], curves=curves,
                           legend=legends.get(group.key)))
     return lines

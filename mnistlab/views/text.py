@@ -116,3 +116,10 @@ def html_text(value: Any, limit: int | None = DEFAULT_LIMIT) -> str:
     text = html.escape(plain(value, limit), quote=True)
     # Plotly decodes numeric entities but not &quot;: use the numeric form (valid HTML too).
     return text.replace("&quot;", "&#34;").replace("&#x27;", "&#39;").replace("%", "&#37;").replace("$", "&#36;")
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``count`` and the noun in the right number, the count with thousands separators:
+    ``plural(1, "run")`` is ``1 run``, ``plural(1200, "run")`` is ``1,200 runs``,
+    ``plural(2, "was", "were")`` is ``2 were``. For our own nouns only (no escaping)."""
+    return f"{count:,} {noun if count == 1 else (nouns or noun + 's')}"

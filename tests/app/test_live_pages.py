@@ -190,7 +190,7 @@ def test_the_sidebar_counts_runs_in_progress_on_every_page(live_store, page):
     assert in_progress(app) == ""
     [run_id] = jobs.enqueue(store, [tiny_config(epochs=4)])  # as another tab or process launches one
     app.run()
-    assert "1 run(s) in progress" in in_progress(app)
+    assert "1 run in progress" in in_progress(app)
     store.live.request_cancel(store.live.latest(run_id).id)  # queued: cancelled at once
     app.run()
     assert in_progress(app) == ""

@@ -78,7 +78,7 @@ def test_a_link_with_missing_runs_lists_them_and_offers_training(filled_store):
     assert errors(app) == []
     assert app.session_state["compare_selected"] == [runs["mlp"].run_id]
     assert any("0123456789abcdef" in m.value and missing.label() in m.value for m in app.markdown)
-    assert app.button(key="compare_train_missing").label == "Train the 1 missing run(s)"
+    assert app.button(key="compare_train_missing").label == "Train the 1 missing run"
 
 
 def test_hostile_parameters_give_messages_and_touch_nothing_outside_the_store(filled_store, tmp_path):

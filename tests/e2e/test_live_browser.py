@@ -68,7 +68,7 @@ def counts_runs(app, n: int):
 
 
 def in_progress(app, n: int):
-    text = app.page.locator('[data-testid="stSidebar"]').get_by_text(f"{n} run(s) in progress")
+    text = app.page.locator('[data-testid="stSidebar"]').get_by_text(f"{n} run{'' if n == 1 else 's'} in progress")
     return lambda: text.count() > 0
 
 
