@@ -10,8 +10,12 @@ way; "rest" is the step minus the sum of its layers: the loss, the optimizer's u
 float32 -> bfloat16 casts of the weights that mixed precision adds to every step, and glue.
 
 Each (threads, precision) pair runs in its own process (TensorFlow fixes its thread pool at start);
-calls are warmed up (traced) first, then the best of 5 timings of 20 calls is taken (best, not
-median: this profile compares kernels, and the best is the least disturbed by neighbours).
+each timed call runs 20 steps in a loop inside TensorFlow (so Python's call overhead is paid once); calls
+are warmed up (traced) first, then the best of 5 is taken (best, not median: this profile compares
+kernels, and the best is the least disturbed by neighbours). The upstream gradient is a fixed random
+tensor handed to the tape (``output_gradients``), so no extra operation runs in the forward pass; the
+model's first layer computes no gradient for its input, as in the model. "predict" is the model's
+forward pass on a batch of ``EVAL_BATCH_SIZE`` images (validation and the per-epoch test answers).
 A layer's GFLOP/s counts its multiply-adds (2 FLOPs each) x 3 for forward + backward, as
 ``training_flops`` does; "% peak" is against the same process's float32 matmul peak
 (see ``train_speed.matmul_peak``).
@@ -34,6 +38,7 @@ import time
 from common import ROOT, summary, table
 
 BATCH = 32
+STEPS = 20  # training steps per timed call
 CHILD_FLAG = "--child"
 
 
@@ -49,15 +54,18 @@ def layer_flops(layer) -> int:
     return 0
 
 
-def best_ms(call, repeats: int = 5, calls: int = 20) -> float:
-    """Best over ``repeats`` of the mean milliseconds of ``calls`` calls (warmed up first)."""
-    for _ in range(3):
-        call()
+def best_ms(steps, repeats: int = 5, calls: int = STEPS) -> float:
+    """Best over ``repeats`` of the milliseconds per step of ``steps(calls)`` (a tf.function that
+    loops ``calls`` times inside TensorFlow, so Python's call overhead is paid once), warmed up."""
+    import tensorflow as tf
+
+    n = tf.constant(calls)
+    float(steps(n))  # trace and warm up
+    float(steps(n))
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        for _ in range(calls):
-            call()
+        float(steps(n))
         best = min(best, (time.perf_counter() - started) / calls * 1000)
     return best
 
@@ -70,30 +78,41 @@ def child(arch: str, threads: int, precision: str) -> dict:
     import tensorflow as tf
 
     from mnistlab.models.architectures import build_model
+    from mnistlab.models.training import EVAL_BATCH_SIZE
     from train_speed import matmul_peak
+
+    def first(tensors):  # one element of each tensor: keeps them computed, costs nothing
+        return tf.add_n([tf.cast(tf.reshape(t, [-1])[0], tf.float32) for t in tensors])
 
     keras.utils.set_random_seed(0)
     model = build_model(arch, "digits", precision)
     rows = []
     dtype = tf.float32
     for index, layer in enumerate(model.layers):
-        shape = (BATCH, *layer.input.shape[1:])
-        x = tf.cast(tf.random.uniform(shape), dtype if index else tf.float32)
-        out_shape = (BATCH, *layer.output.shape[1:])
-        upstream = tf.random.uniform(out_shape)
-        variables = layer.trainable_variables
+        x = tf.cast(tf.random.uniform((BATCH, *layer.input.shape[1:])), dtype)
+        upstream = tf.cast(tf.random.uniform((BATCH, *layer.output.shape[1:])), layer.compute_dtype)
+        # The model's first layer needs no gradient for its input (the images): none is computed.
+        watch = bool(index)
 
-        @tf.function
-        def step(x=x, upstream=upstream, layer=layer, variables=variables):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x, training=True)
-                loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
-            return tape.gradient(loss, [x, *variables])
+        def loop(n, x, upstream, layer=layer, watch=watch):
+            total = tf.constant(0.0)
+            for _ in tf.range(n):
+                with tf.GradientTape() as tape:
+                    if watch:
+                        tape.watch(x)
+                    y = layer(x, training=True)
+                targets = [*layer.trainable_variables, x] if watch else list(layer.trainable_variables)
+                total += first(tape.gradient(y, targets, output_gradients=upstream))
+            return total
 
-        ms = best_ms(step)
-        rows.append({"layer": layer.name, "kind": type(layer).__name__, "ms": ms, "flops": layer_flops(layer)})
-        dtype = layer.compute_dtype and tf.as_dtype(layer.compute_dtype)
+        traced = tf.function(loop)
+
+        def steps(n, traced=traced, x=x, upstream=upstream):
+            return traced(n, x, upstream)
+
+        rows.append({"layer": layer.name, "kind": type(layer).__name__, "ms": best_ms(steps),
+                     "flops": layer_flops(layer)})
+        dtype = tf.as_dtype(layer.compute_dtype)
 
     x = tf.random.uniform((BATCH, *model.input_shape[1:]))
     y = tf.one_hot(tf.random.uniform((BATCH,), maxval=10, dtype=tf.int32), 10)
@@ -101,21 +120,28 @@ def child(arch: str, threads: int, precision: str) -> dict:
     loss_fn = keras.losses.CategoricalCrossentropy()
 
     @tf.function
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+    def train_steps(n):
+        total = tf.constant(0.0)
+        for _ in tf.range(n):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            total += loss
+        return total
+
+    big = tf.random.uniform((EVAL_BATCH_SIZE, *model.input_shape[1:]))
 
     @tf.function
-    def nothing():
-        return tf.constant(0.0)
+    def predict_steps(n):
+        total = tf.constant(0.0)
+        for _ in tf.range(n):
+            total += first([model(big, training=False)])
+        return total
 
-    whole = best_ms(train_step)
-    overhead = best_ms(nothing)
-    return {"arch": arch, "threads": threads, "precision": precision, "layers": rows, "step_ms": whole,
-            "call_ms": overhead, "peak": matmul_peak(trials=4)}
+    return {"arch": arch, "threads": threads, "precision": precision, "layers": rows,
+            "step_ms": best_ms(train_steps), "predict_ms": best_ms(predict_steps, calls=4),
+            "peak": matmul_peak(trials=4)}
 
 
 def run_child(arch: str, threads: int, precision: str) -> dict:
@@ -161,7 +187,7 @@ def main() -> None:
             row += ["-" if gflops is None else f"{gflops:.0f}", "-" if gflops is None else f"{100 * gflops / peak:.0f}",
                     f"{100 * f32_top['layers'][i]['ms'] / f32_top['step_ms']:.0f}"]
             rows.append(row)
-        for label, key in (("sum of layers", None), ("whole step", "step_ms")):
+        for label, key in (("sum of layers", None), ("whole step", "step_ms"), ("predict (eval batch)", "predict_ms")):
             row = [label]
             for t in args.threads:
                 f = results[t, "float32"][key] if key else sum(x["ms"] for x in results[t, "float32"]["layers"])
@@ -176,9 +202,9 @@ def main() -> None:
             rows.append(row)
         rest = {p: results[top, p]["step_ms"] - sum(x["ms"] for x in results[top, p]["layers"])
                 for p in ("float32", "bfloat16")}
-        print(f"\n{arch}, batch {BATCH}, ms per call (forward + backward of the layer alone; best of 5 x 20 calls); "
+        print(f"\n{arch}, batch {BATCH}, ms per step (forward + backward of the layer alone; best of 5 x {STEPS} steps); "
               f"float32 matmul peak {peak:.0f} GFLOP/s, bfloat16 {max(r['peak']['bf16'] for r in results.values()):.0f}"
-              f"; an empty tf.function call costs {f32_top['call_ms']:.3f} ms")
+              f"")
         print(table(headers, rows))
         print(f"rest of the step at {top} threads (loss, update, casts, glue): float32 {rest['float32']:.2f} ms, "
               f"bfloat16 {rest['bfloat16']:.2f} ms", flush=True)
