@@ -370,6 +370,7 @@ class _RemoteRuns:
         self.live, self.topic, self.message, self.client = live, topic, message, client
         self._attempts: dict[str, Attempt] = {}
         self._cancelled: set[str] = set()
+        self._stopping = False
         self._lock = threading.Lock()  # the attempts and _closed; held briefly, never across I/O
         self._writing = threading.Lock()  # held across a write into the live state
         self._queue: queue.Queue = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
@@ -404,11 +405,29 @@ class _RemoteRuns:
     def start(self) -> None:
         self._thread.start()
 
+    def stop_all(self) -> None:
+        """Ask every run under way to stop on its worker (Ctrl-C): set each one's cancel event.
+        A Dask future that is let go does not stop the thread running it; the event does, within
+        about a second (the training polls it). :meth:`close` waits that long before clearing."""
+        if self.client is None:
+            return
+        from distributed import Event
+
+        with self._lock:
+            running = [run_id for run_id in self._attempts if run_id not in self._cancelled]
+        for run_id in running:
+            with contextlib.suppress(Exception):  # the cluster is unreachable: nothing to stop there
+                Event(_cancel_event_name(self.topic, run_id), client=self.client).set()
+                self._cancelled.add(run_id)
+                self._stopping = True
+
     def close(self) -> None:
         """Stop writing; clear the cancel events set for this sweep (the scheduler forgets them)."""
         with self._lock:
             self._closed = True
             self._attempts.clear()
+        if self._stopping:  # let the trainings see their events before they are cleared
+            time.sleep(2 * REMOTE_CANCEL_POLL_SECONDS + 0.5)
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=5)
         if self._thread.is_alive():
@@ -488,7 +507,8 @@ def run_dask(store: RunStore, plan: Plan, scheduler: Any, *, threads_per_job: in
     so the app shows it training; its epochs arrive live as Dask events (see
     :class:`_RemoteRuns`); its bundle is imported (full validation) when it comes back. A
     cancel requested for its attempt stops it on the worker (it ends ``cancelled``).
-    Ctrl-C cancels the runs under way (their attempts) and re-raises.
+    Ctrl-C stops the runs under way on their workers (their cancel events; within about a
+    second), marks their attempts cancelled and re-raises.
     """
     import joblib
 
@@ -553,6 +573,7 @@ def run_dask(store: RunStore, plan: Plan, scheduler: Any, *, threads_per_job: in
             reason = ("the sweep was stopped (Ctrl-C)" if stopped
                       else f"the Dask cluster gave up on it: {type(exc).__name__}: {exc}")
             if stopped:
+                remote.stop_all()
                 with contextlib.suppress(MnistlabError):
                     cancel_sweep(store, plan.name)
             for attempt in remote.attempts():

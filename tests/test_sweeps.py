@@ -310,6 +310,28 @@ def test_a_cancel_in_the_live_state_stops_the_run_on_the_dask_worker(tmp_path, d
     assert len(attempt.history) < 200 and not store.exists(plan.runs[0].run_id)
 
 
+def test_ctrl_c_during_a_dask_sweep_stops_the_runs_still_training_on_the_workers(tmp_path, dask_cluster):
+    store = RunStore(tmp_path / "runs")
+    # A quick run and a long one start together on the two workers; Ctrl-C comes when the quick one ends.
+    sweep = make_sweep({"arch": "cnn", **TINY, "epochs": "1,1000", "train_size": 600}, data="sample", name="ctrl-c")
+    plan = plan_sweep(store, sweep)
+    long_run = next(r for r in plan.runs if r.config.epochs == 1000)
+
+    def interrupt(outcome):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_dask(store, plan, dask_cluster, on_result=interrupt)
+    # Both single-thread workers are free again: a training still running would hold one for minutes.
+    started = time.monotonic()
+    for address in dask_cluster.scheduler_info()["workers"]:
+        assert dask_cluster.submit(time.monotonic, workers=[address], pure=False).result(timeout=30)
+    assert time.monotonic() - started < 30
+    attempt = store.live.sweep_attempts("ctrl-c")[long_run.run_id]
+    assert attempt.state == "cancelled" and "Ctrl-C" in attempt.message
+    assert not store.exists(long_run.run_id)
+
+
 def test_epoch_events_from_the_network_are_checked_and_bad_ones_ignored(store):
     config = tiny_config(epochs=3)
     run_id = store.resolve(config).run_id
