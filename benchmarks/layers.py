@@ -11,7 +11,7 @@ float32 -> bfloat16 casts of the weights that mixed precision adds to every step
 
 Each (threads, precision) pair runs in its own process (TensorFlow fixes its thread pool at start);
 each timed call runs 20 steps in a loop inside TensorFlow (so Python's call overhead is paid once); calls
-are warmed up (traced) first, then the best of 5 is taken (best, not median: this profile compares
+are warmed up (traced) first, then the best of 9 is taken (best, not median: this profile compares
 kernels, and the best is the least disturbed by neighbours). The upstream gradient is a fixed random
 tensor handed to the tape (``output_gradients``), so no extra operation runs in the forward pass; the
 model's first layer computes no gradient for its input, as in the model. "predict" is the model's
@@ -19,6 +19,10 @@ forward pass on a batch of ``EVAL_BATCH_SIZE`` images (validation and the per-ep
 A layer's GFLOP/s counts its multiply-adds (2 FLOPs each) x 3 for forward + backward, as
 ``training_flops`` does; "% peak" is against the same process's float32 matmul peak
 (see ``train_speed.matmul_peak``).
+
+Last, TensorFlow's own profiler (``tf.profiler``) traces 50 whole steps at the highest thread count
+and the time is summed per op type (``Conv2DBackpropFilter``, ``Cast``, ``MaxPoolGrad``, ...), float32
+beside bfloat16: what the step is made of, including the casts mixed precision adds.
 
     python benchmarks/layers.py [--archs cnn deep_cnn] [--threads 1 2]
 
@@ -54,7 +58,7 @@ def layer_flops(layer) -> int:
     return 0
 
 
-def best_ms(steps, repeats: int = 5, calls: int = STEPS) -> float:
+def best_ms(steps, repeats: int = 9, calls: int = STEPS) -> float:
     """Best over ``repeats`` of the milliseconds per step of ``steps(calls)`` (a tf.function that
     loops ``calls`` times inside TensorFlow, so Python's call overhead is paid once), warmed up."""
     import tensorflow as tf
@@ -141,7 +145,38 @@ def child(arch: str, threads: int, precision: str) -> dict:
 
     return {"arch": arch, "threads": threads, "precision": precision, "layers": rows,
             "step_ms": best_ms(train_steps), "predict_ms": best_ms(predict_steps, calls=4),
-            "peak": matmul_peak(trials=4)}
+            "ops": op_profile(train_steps), "peak": matmul_peak(trials=4)}
+
+
+def op_profile(train_steps, steps: int = 50) -> dict[str, list[float]]:
+    """TensorFlow's own profiler over ``steps`` training steps: per op type (``Conv2DBackpropFilter``,
+    ``Cast``, ...), milliseconds per step summed over TensorFlow's compute threads, and count per step."""
+    import collections
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        float(train_steps(tf.constant(steps)))
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(open(sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1], "rb").read())
+    ms: collections.Counter = collections.Counter()
+    count: collections.Counter = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads; each op runs on one
+                continue
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" in name and "::" not in name:  # "<node>:<op type>"; not the executor's own spans
+                    kind = name.rsplit(":", 1)[1].replace("_MklNative", "").replace("_Mkl", "")
+                    ms[kind] += event.duration_ps / 1e9 / steps
+                    count[kind] += 1 / steps
+    return {kind: [ms[kind], count[kind]] for kind in ms}
 
 
 def run_child(arch: str, threads: int, precision: str) -> dict:
@@ -202,12 +237,24 @@ def main() -> None:
             rows.append(row)
         rest = {p: results[top, p]["step_ms"] - sum(x["ms"] for x in results[top, p]["layers"])
                 for p in ("float32", "bfloat16")}
-        print(f"\n{arch}, batch {BATCH}, ms per step (forward + backward of the layer alone; best of 5 x {STEPS} steps); "
+        print(f"\n{arch}, batch {BATCH}, ms per step (forward + backward of the layer alone; best of 9 x {STEPS} steps); "
               f"float32 matmul peak {peak:.0f} GFLOP/s, bfloat16 {max(r['peak']['bf16'] for r in results.values()):.0f}"
               f"")
         print(table(headers, rows))
         print(f"rest of the step at {top} threads (loss, update, casts, glue): float32 {rest['float32']:.2f} ms, "
               f"bfloat16 {rest['bfloat16']:.2f} ms", flush=True)
+        ops = {p: results[top, p]["ops"] for p in ("float32", "bfloat16")}
+        kinds = sorted(set(ops["float32"]) | set(ops["bfloat16"]),
+                       key=lambda k: -max(ops["float32"].get(k, [0])[0], ops["bfloat16"].get(k, [0])[0]))
+        print(f"TensorFlow's profiler, {top} threads: ms per step by op type (summed over its compute threads; "
+              "oneDNN kernels named without their _MklNative prefix)")
+        print(table(["op type", "float32 ms", "bfloat16 ms", "bf16 gain", "per step f32 / bf16"], [
+            [kind, ops["float32"].get(kind, [0, 0])[0], ops["bfloat16"].get(kind, [0, 0])[0],
+             (f"{ops['float32'][kind][0] / ops['bfloat16'][kind][0]:.2f}x"
+              if kind in ops["float32"] and kind in ops["bfloat16"] and ops["bfloat16"][kind][0] else "-"),
+             f"{ops['float32'].get(kind, [0, 0])[1]:.0f} / {ops['bfloat16'].get(kind, [0, 0])[1]:.0f}"]
+            for kind in kinds[:14]] + [["all ops", sum(v[0] for v in ops["float32"].values()),
+                                         sum(v[0] for v in ops["bfloat16"].values()), "", ""]]), flush=True)
         ratios[f"{arch} bf16 step"] = results[top, "float32"]["step_ms"] / results[top, "bfloat16"]["step_ms"]
     print(summary("layers", ratios))
 
