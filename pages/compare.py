@@ -276,16 +276,7 @@ if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads bette
     st.subheader("What varies across the shown runs")
     shown_runs = [by_id[rid] for rid in shown["run_id"]]
     scored = shown[shown["val_accuracy"].notna()]
-    left, right = st.columns([2.2, 1]) if len(scored) >= 12 else (st.container(), None)
-    with left:
-        st.plotly_chart(common.shared("parallel", shown_runs, lambda: charts.parallel_coordinates(
-            shown, varying_shown), fields=tuple(varying_shown)), key="compare_parallel")
-        unscored = len(shown) - len(scored)
-        st.caption(f"One line per run through the {plural(len(varying_shown), 'hyperparameter')} that vary, coloured by the "
-                   "kept model's validation accuracy; drag along an axis to filter"
-                   + (f". {plural(unscored, 'diverged run')} {'has' if unscored == 1 else 'have'} no validation accuracy and {'is' if unscored == 1 else 'are'} left out." if unscored
-                      else "."))
-    if right is not None:
+    if len(scored) >= 12:
         def draw_importance(found) -> None:
             if found is not None:
                 st.plotly_chart(common.shared("importance_bars", shown_runs, lambda: charts.importance_bars(
@@ -293,10 +284,24 @@ if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads bette
                     key="compare_importance")
                 st.caption(md(found.caption(), limit=1000))
 
-        with right:
+        with st.columns([1.2, 1])[0]:
             job = common.background("importance", shown_runs, lambda: comparison.importance(shown, varying_shown),
                                     fields=tuple(varying_shown))
             common.when_done(job, draw_importance, "Estimating what mattered")
+    # Drawn only once opened: parallel coordinates are WebGL, which a browser without a GPU draws
+    # slowly in software, and they would hold up the charts above on every first visit.
+    parallel_box = st.expander(f"Parallel coordinates: one line per run through the "
+                               f"{plural(len(varying_shown), 'hyperparameter')} that vary",
+                               key="compare_parallel_open", on_change="rerun", icon=":material/timeline:")
+    if parallel_box.open:
+        with parallel_box:
+            st.plotly_chart(common.shared("parallel", shown_runs, lambda: charts.parallel_coordinates(
+                shown, varying_shown), fields=tuple(varying_shown)), key="compare_parallel")
+            unscored = len(shown) - len(scored)
+            st.caption("Coloured by the kept model's validation accuracy (the last axis); drag along an axis to "
+                       "filter"
+                       + (f". {plural(unscored, 'diverged run')} {'has' if unscored == 1 else 'have'} no validation "
+                          f"accuracy and {'is' if unscored == 1 else 'are'} left out." if unscored else "."))
 
 # -- share, export, delete -----------------------------------------------------------------
 view = share.CompareView(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from mnistlab.datasets.tasks import TASKS
 from mnistlab.views import charts
 from mnistlab.views.text import code, md
 from pages import common
+
+SAMPLE_PX = 62  # each sample's width on the page: five to a row in the left column
 
 st.title("Data")
 info = common.source_info()
@@ -29,12 +30,12 @@ m2.metric("Test images", f"{len(data.x_test):,}")
 m3.metric("Image size", "28 × 28, 0–255")
 
 counts = data.class_counts()
-frame = pd.DataFrame({"digit": np.tile(np.arange(10), 2),
-                      "images": np.concatenate([counts["train"], counts["test"]]),
-                      "part": ["train"] * 10 + ["test"] * 10})
-fig = px.bar(frame, x="digit", y="images", color="part", barmode="group", title="Images per class",
-             color_discrete_sequence=charts.PALETTE)
-fig.update_layout(template="plotly_white", height=320, xaxis=dict(dtick=1), margin=dict(l=10, r=10, t=50, b=10))
+fig = go.Figure([go.Bar(x=np.arange(10), y=counts[part], name=part, marker_color=color,
+                        hovertemplate=f"{part}, digit %{{x}}: %{{y:,}} images<extra></extra>")
+                 for part, color in zip(("train", "test"), charts.PALETTE)])
+fig.update_layout(template="plotly_white", height=320, barmode="group", title="Images per class",
+                  xaxis=dict(dtick=1, title="digit"), yaxis=dict(title="images"), legend=dict(title="part"),
+                  margin=dict(l=10, r=10, t=50, b=10))
 st.plotly_chart(fig, key="data_counts")
 
 left, right = st.columns([1, 1.2], gap="large")
@@ -47,8 +48,8 @@ with left:
     picks = rng.choice(len(data.x_train), 25, replace=False)
     names = TASKS[task].class_names
     titles = [names[label] for label in TASKS[task].labels(data.y_train[picks])]
-    st.plotly_chart(charts.image_grid([data.x_train[i] for i in picks], titles, cols=5, cell_height=110),
-                    key="data_grid")
+    # Pictures, not heatmaps: 25 small charts would cost a fresh browser seconds to draw.
+    st.image([charts.picture_url(data.x_train[i], zoom=3) for i in picks], caption=titles, width=SAMPLE_PX)
 with right:
     index = int(st.number_input("One training digit as its pixel matrix", 0, len(data.x_train) - 1,
                                 int(picks[0]), key="data_index"))

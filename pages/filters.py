@@ -24,6 +24,7 @@ from mnistlab.views import charts, share
 from mnistlab.views.text import code, md
 from pages import common
 
+KERNEL_PX = 50  # a learned kernel's or feature map's width on the page: sixteen to a row
 OVERRIDE = "filters_override"  # session state: a learned kernel copied into the editor (no widget owns it)
 
 st.title("Filters")
@@ -166,12 +167,17 @@ except BrokenRun as exc:
              icon=":material/error:")
     st.stop()
 n = kernels.shape[-1]
-st.plotly_chart(charts.image_grid([kernels[:, :, 0, f] for f in range(n)], [f"#{f}" for f in range(n)], cols=16,
-                                  colorscale="RdBu", symmetric=True, cell_height=70), key="filters_learned")
+# Pictures, not heatmaps: two grids of 32 small charts would cost a fresh browser seconds to draw.
+zoom = -(-KERNEL_PX // kernels.shape[0])  # each weight a block of pixels: sharp, not blurred
+st.image([charts.picture_url(kernels[:, :, 0, f], "RdBu", symmetric=True, zoom=zoom) for f in range(n)],
+         caption=[f"#{f}" for f in range(n)], width=KERNEL_PX)
+st.caption("Each kernel on its own colour scale centred on zero: blue positive, red negative, white zero. To read a "
+           "kernel's values, copy it into the editor (below the feature maps).")
 maps = feature_maps(x_test[index], kernels, biases)
-st.caption(f"Their feature maps on digit #{index} (kernel, plus bias, then ReLU):")
-st.plotly_chart(charts.image_grid(list(maps), [f"#{f}" for f in range(n)], cols=16, cell_height=70),
-                key="filters_maps")
+st.caption(f"Their feature maps on digit #{index} (kernel, plus bias, then ReLU; each map on its own scale, "
+           "darker is more):")
+st.image([charts.picture_url(m, zoom=-(-KERNEL_PX // m.shape[0])) for m in maps],
+         caption=[f"#{f}" for f in range(n)], width=KERNEL_PX)
 
 
 def copy_kernel(choice: int) -> None:

@@ -162,42 +162,50 @@ with right:
                              f"{r.confidence:.0%}")
 
 if has_epochs and run.metrics["epochs_run"] > 1:
-    with st.expander("Through the epochs: per-digit accuracy, digits learned late and forgotten", expanded=False):
-        st.plotly_chart(common.shared("epoch_curves", [run], lambda: charts.epoch_accuracy_curves(
-                            per_epoch.accuracy_curves(run), run.kept_epoch, epoch), epoch=epoch),
-                        key="inspect_epoch_curves")
-        learned, forgotten = per_epoch.learned_and_forgotten(run, epoch)
-        late = learned[learned["learned_at"] > 1]
-        g1, g2 = st.columns(2, gap="large")
-        with g1:
-            st.markdown(f"**Learned late: {len(late):,}** — right at epoch {epoch}, but only since a later epoch than "
-                        "the first (under each digit: since which epoch; latest first)")
-            gallery(late.rename(columns={"true": "t"}), lambda r: f"#{r.index}{NBSP}{task.class_names[r.t]} "
-                                                                  f"since{NBSP}{r.learned_at}")
-        with g2:
-            st.markdown(f"**Forgotten: {len(forgotten):,}** — right at an earlier epoch, wrong at epoch {epoch} (under "
-                        "each digit: the last epoch it was right)")
-            gallery(forgotten.rename(columns={"true": "t"}), lambda r: f"#{r.index}{NBSP}{task.class_names[r.t]} "
-                                                                       f"until{NBSP}{r.last_right}")
+    # Built only once opened: a closed expander's charts would still be sent, and a fresh browser
+    # would draw them before the page is ready.
+    through = st.expander("Through the epochs: per-digit accuracy, digits learned late and forgotten",
+                          key="inspect_epochs_open", on_change="rerun")
+    if through.open:
+        with through:
+            st.plotly_chart(common.shared("epoch_curves", [run], lambda: charts.epoch_accuracy_curves(
+                                per_epoch.accuracy_curves(run), run.kept_epoch, epoch), epoch=epoch),
+                            key="inspect_epoch_curves")
+            learned, forgotten = per_epoch.learned_and_forgotten(run, epoch)
+            late = learned[learned["learned_at"] > 1]
+            g1, g2 = st.columns(2, gap="large")
+            with g1:
+                st.markdown(f"**Learned late: {len(late):,}** — right at epoch {epoch}, but only since a later "
+                            "epoch than the first (under each digit: since which epoch; latest first)")
+                gallery(late.rename(columns={"true": "t"}), lambda r: f"#{r.index}{NBSP}{task.class_names[r.t]} "
+                                                                      f"since{NBSP}{r.learned_at}")
+            with g2:
+                st.markdown(f"**Forgotten: {len(forgotten):,}** — right at an earlier epoch, wrong at epoch "
+                            f"{epoch} (under each digit: the last epoch it was right)")
+                gallery(forgotten.rename(columns={"true": "t"}), lambda r: f"#{r.index}{NBSP}{task.class_names[r.t]} "
+                                                                           f"until{NBSP}{r.last_right}")
 
-with st.expander("How much to trust its confidence: calibration", expanded=False):
-    def calibration_charts():
-        y_true, y_pred, probabilities = evaluation.predicted(run)
-        confidence = probabilities[range(len(y_pred)), y_pred]
-        correct = y_pred == y_true
-        ece = calibration.expected_calibration_error(confidence, correct)
-        return ece, charts.reliability_diagram(calibration.reliability(confidence, correct), ece,
-                                               title="Reliability diagram"), \
-            charts.confidence_histogram(calibration.confidence_histogram(confidence, correct),
-                                        title="Confidence of right and wrong answers")
+calibration_box = st.expander("How much to trust its confidence: calibration", key="inspect_calibration_open",
+                              on_change="rerun")  # built only once opened, as the one above
+if calibration_box.open:
+    with calibration_box:
+        def calibration_charts():
+            y_true, y_pred, probabilities = evaluation.predicted(run)
+            confidence = probabilities[range(len(y_pred)), y_pred]
+            correct = y_pred == y_true
+            ece = calibration.expected_calibration_error(confidence, correct)
+            return ece, charts.reliability_diagram(calibration.reliability(confidence, correct), ece,
+                                                   title="Reliability diagram"), \
+                charts.confidence_histogram(calibration.confidence_histogram(confidence, correct),
+                                            title="Confidence of right and wrong answers")
 
-    ece, reliability_chart, confidence_chart = common.shared("calibration", [run], calibration_charts)
-    k1, k2 = st.columns(2, gap="large")
-    k1.plotly_chart(reliability_chart, key="inspect_reliability")
-    k2.plotly_chart(confidence_chart, key="inspect_confidence")
-    st.caption(f"The kept model (epoch {run.kept_epoch}). Expected calibration error {ece:.4f}: on average the "
-               f"stated confidence is {ece:.1%} away from the accuracy actually reached at that confidence "
-               "(0 is perfect). Bars under the diagonal: over-confident.")
+        ece, reliability_chart, confidence_chart = common.shared("calibration", [run], calibration_charts)
+        k1, k2 = st.columns(2, gap="large")
+        k1.plotly_chart(reliability_chart, key="inspect_reliability")
+        k2.plotly_chart(confidence_chart, key="inspect_confidence")
+        st.caption(f"The kept model (epoch {run.kept_epoch}). Expected calibration error {ece:.4f}: on average the "
+                   f"stated confidence is {ece:.1%} away from the accuracy actually reached at that confidence "
+                   "(0 is perfect). Bars under the diagonal: over-confident.")
 
 if second is not None:
     st.divider()

@@ -178,7 +178,10 @@ def test_filters_preset_changes_the_output(app):
 def test_data_shows_a_grid_of_25_samples(app):
     app.open()
     app.goto_page("Data")
-    grid = app.page.locator(PLOT).filter(has=app.page.locator(".heatmaplayer")).first
-    assert wait_until(lambda: grid.locator(".hm").count() == 25, 30)
+    # drawn as pictures (not a grid of Plotly heatmaps, slow to draw), each with its label under it
+    captions = app.page.locator('[data-testid="stImageCaption"]')
+    assert wait_until(lambda: captions.count() == 25, 30)
+    assert set(captions.all_inner_texts()) <= {str(d) for d in range(10)}
+    assert app.page.locator(f"{PLOT} .main-svg").count() >= 2  # the class counts and the pixel matrix
     app.screenshot("data")
     app.assert_healthy()
