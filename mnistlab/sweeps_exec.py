@@ -132,8 +132,10 @@ def plan_sweep(store: RunStore, sweep: Sweep, *, jobs: int = 1) -> Plan:
 
 
 def default_threads(jobs: int) -> int:
-    """Threads per job so that ``jobs`` processes do not oversubscribe the cores: cores ÷ jobs."""
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    """Threads per job so that ``jobs`` processes do not oversubscribe the cores: cores ÷ jobs (the
+    queue's own split, :func:`~mnistlab.runs.worker.worker_plan`, for ``jobs`` runs at once)."""
+    jobs = max(1, jobs)
+    return worker.worker_plan(jobs, queued=jobs, training=0)[1]
 
 
 # -- the app's launch and the progress of a sweep ------------------------------------------
@@ -411,15 +413,21 @@ class _RemoteRuns:
         about a second (the training polls it). :meth:`close` waits that long before clearing."""
         if self.client is None:
             return
-        from distributed import Event
-
         with self._lock:
             running = [run_id for run_id in self._attempts if run_id not in self._cancelled]
         for run_id in running:
-            with contextlib.suppress(Exception):  # the cluster is unreachable: nothing to stop there
-                Event(_cancel_event_name(self.topic, run_id), client=self.client).set()
-                self._cancelled.add(run_id)
-                self._stopping = True
+            self._stopping |= self._cancel(run_id)
+
+    def _cancel(self, run_id: str) -> bool:
+        """Set ``run_id``'s cancel event; False if the cluster could not be reached (try again later)."""
+        from distributed import Event
+
+        try:
+            Event(_cancel_event_name(self.topic, run_id), client=self.client).set()
+        except Exception:  # noqa: BLE001 -- the cluster is unreachable
+            return False
+        self._cancelled.add(run_id)
+        return True
 
     def close(self) -> None:
         """Stop writing; clear the cancel events set for this sweep (the scheduler forgets them)."""
@@ -469,8 +477,6 @@ class _RemoteRuns:
     def _pass_cancels(self) -> None:
         if self.client is None:
             return
-        from distributed import Event
-
         with self._lock:
             waiting = [(run_id, a.id) for run_id, a in self._attempts.items() if run_id not in self._cancelled]
         for run_id, attempt_id in waiting:
@@ -479,9 +485,7 @@ class _RemoteRuns:
                     continue
             except MnistlabError:  # the disk: look again next time
                 continue
-            with contextlib.suppress(Exception):  # the cluster is unreachable: try again next time
-                Event(_cancel_event_name(self.topic, run_id), client=self.client).set()
-                self._cancelled.add(run_id)
+            self._cancel(run_id)  # the cluster unreachable: tried again next time
 
 
 @contextlib.contextmanager

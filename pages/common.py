@@ -230,19 +230,14 @@ def digit_images(data: Dataset, indices) -> list[str]:
     them, in ``data:`` URLs for ``st.image``. Each is made once for every session (the newest
     :data:`MAX_DIGIT_IMAGES` are kept): ``st.image`` encodes every array it is given for each
     viewer, and keeps the result in memory for the session, while a URL is only sent."""
-    import base64
-    import io
-
-    from PIL import Image
+    from mnistlab.views import charts
 
     urls = []
     for index in indices:
         key = (data.fingerprint, int(index))
         url = _digit_images.get(key)
         if url is None:
-            buffer = io.BytesIO()
-            Image.fromarray(255 - np.asarray(data.x_test[key[1]], dtype=np.uint8)).save(buffer, format="PNG")
-            url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+            url = charts.png_url(255 - np.asarray(data.x_test[key[1]], dtype=np.uint8))
             _digit_images[key] = url
             while len(_digit_images) > MAX_DIGIT_IMAGES:
                 try:

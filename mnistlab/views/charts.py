@@ -597,17 +597,23 @@ def image_pixels(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool 
     return pixels
 
 
-def picture_url(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool = False, zoom: int = 1) -> str:
-    """:func:`image_pixels` as a PNG in a ``data:`` URL, for ``st.image``: sent inside the page
-    (an array given to ``st.image`` becomes a file the browser asks for, one request each)."""
+def png_url(pixels: np.ndarray) -> str:
+    """A ``uint8`` picture (height x width, or x 3 for RGB) as a PNG in a ``data:`` URL, for
+    ``st.image``: sent inside the page (an array given to ``st.image`` becomes a file the browser
+    asks for, one request each)."""
     import base64
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image_pixels(image, colorscale, symmetric=symmetric, zoom=zoom)).save(buffer, format="PNG")
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def picture_url(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool = False, zoom: int = 1) -> str:
+    """:func:`image_pixels` as a PNG ``data:`` URL (:func:`png_url`)."""
+    return png_url(image_pixels(image, colorscale, symmetric=symmetric, zoom=zoom))
 
 
 _COLOUR_TABLES: dict[str, np.ndarray] = {}
