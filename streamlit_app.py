@@ -21,3 +21,4 @@ page = st.navigation(
 watch()  # every page follows the store: a run finished or stored elsewhere shows within seconds
 common.sidebar()
 page.run()
+common.load_plotly_when_idle()  # once this page is drawn, so that the next page's charts draw at once

@@ -5,7 +5,9 @@ AppTest: each page renders in a fresh process (so a TensorFlow import shows). Ra
 first render time, except that a read-only page (Compare, Inspect, Data, Filters) that imports
 TensorFlow scores 0.00x: it must not.
 
-Cold (``--cold``, needs Chromium): a real server on the store; each page is opened by a fresh
+Cold (``--cold``, needs Chromium): a real server on the store, started with the options of
+``mnistlab serve`` (``mnistlab.cli.served_options``: no source watching, no garbage collection after
+every script run), as is the floor's; each page is opened by a fresh
 browser session (a new context: no cookies, no session state) and timed from navigation to its
 first chart drawn (Train, whose default configuration is not stored, to its launch button). The
 floor is an empty Streamlit page opened the same way: Streamlit's own JavaScript and handshake.
@@ -223,10 +225,13 @@ ROUNDS = 3
 
 def _server(script: Path, env: dict, port: int):
 
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-                                "--server.address", "127.0.0.1", "--server.port", str(port),
-                                "--browser.gatherUsageStats", "false"], cwd=script.parent, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from mnistlab.cli import served_options
+
+    options = [f"--{name}={str(value).lower() if isinstance(value, bool) else value}"
+               for name, value in served_options().items()]  # what `mnistlab serve` runs, floor included
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), *options,
+                                "--server.address", "127.0.0.1", "--server.port", str(port)], cwd=script.parent,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if wait_healthy(f"http://127.0.0.1:{port}"):
         return process
     process.kill()

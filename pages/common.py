@@ -6,9 +6,12 @@ Streamlit caching wraps library calls here; no training, file format or maths.
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -510,3 +513,33 @@ def sidebar() -> None:
                      "Point `MNISTLAB_STORE` at a folder and restart.", icon=":material/error:")
         else:
             st.caption(f"{busy}Store: {code(root)}")
+
+
+@functools.cache
+def _plotly_loader() -> str | None:
+    """A script that imports Streamlit's own Plotly chunk (some 4.7 MB of JavaScript) by the URL its chart
+    elements use, once the page has been drawn (1.5 s after the script arrives, at an idle moment). The chunk's name is read from Streamlit's static
+    folder (it changes with every release); None when that folder does not hold exactly one such file."""
+    found = [path.name for path in (Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js")]
+    if len(found) != 1 or not re.fullmatch(r"PlotlyChart\.[A-Za-z0-9_-]+\.js", found[0]):
+        return None
+    return ("<script>(() => {"
+            "const main = document.querySelector('script[type=module][src*=\"/static/js/index.\"]');"
+            f"const load = () => import(new URL({json.dumps('./' + found[0])}, main ? main.src : document.baseURI))"
+            ".catch(() => {});"
+            # not at the first idle moment: a page still fetching its own elements' code is idle too
+            "setTimeout(() => window.requestIdleCallback ? requestIdleCallback(load, {timeout: 3000}) : load(), 1500);"
+            "})();</script>")
+
+
+def load_plotly_when_idle() -> None:
+    """Load Plotly's JavaScript once per browser session, after the first page is drawn: a page that opens
+    on a chart loads it anyway, and the first visit to one after a page without charts (Train) otherwise
+    waits about a second for it (fetching and evaluating 4.7 MB). Hidden: the element takes no space."""
+    loader = _plotly_loader()
+    if loader is None or st.session_state.get("_plotly_loading"):
+        return
+    st.session_state["_plotly_loading"] = True
+    st.html("<style>.st-key-plotly_loader{display:none}</style>")
+    with st.container(key="plotly_loader"):
+        st.html(loader, unsafe_allow_javascript=True)
