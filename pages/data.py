@@ -55,5 +55,5 @@ with right:
                                 int(picks[0]), key="data_index"))
     st.plotly_chart(charts.matrix_heatmap(data.x_train[index], f"training image #{index}: {data.y_train[index]}",
                                           colorscale="gray_r", fmt=".0f", show_values=True, hide_zeros=True,
-                                          height=620),
+                                          height=460),  # the square fills the column's width at 1280 px
                     key="data_pixels")

@@ -18,6 +18,7 @@ from pages import common
 from pages.drawpad import drawpad
 
 ANSWER_WIDTH = 152  # px per run's probability chart: three fit beside the pad at 1280 px (Plotly needs 150)
+MAP_PX = 60  # px per feature-map picture: 16 to a row at 1280 px
 LINK_DRAWN = "playground_link_drawn"  # session state: a drawn digit that came in a link (no widget owns it)
 
 st.title("Playground")
@@ -182,8 +183,10 @@ for number, activation in enumerate(forward.activations, start=1):
     heading = f"**{number}. {md(activation.layer)}** — output {' × '.join(map(str, values.shape))}"
     if activation.kind in ("conv", "pool"):
         st.markdown(heading)
-        st.plotly_chart(feature_maps(values, cell_height=62 if values.shape[0] > 8 else 50),
-                        key=f"playground_layer_{number}", config={"displayModeBar": False})
+        with st.container(key=f"playground_layer_{number}"):
+            st.image(feature_maps(values, zoom=-(-MAP_PX // values.shape[0])), width=MAP_PX,
+                     caption=[f"#{f}" for f in range(values.shape[-1])],
+                     alt=[f"feature map #{f} of layer {number}" for f in range(values.shape[-1])])
     elif activation.kind == "dense":
         active = int((values > 0).sum())
         st.markdown(f"{heading}: {active} of {values.size} units active")

@@ -536,7 +536,9 @@ def matrix_heatmap(values: np.ndarray, title: str = "", colorscale: str = "gray"
     fig = go.Figure(trace)
     _layout(fig, hovermode="closest", title=html_text(title), height=height,
                       margin=dict(l=5, r=5, t=40, b=5))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False)
+    # the square under its title: where the chart is taller than wide, the spare height goes below, not above
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", constraintoward="top",
+                     showticklabels=False)
     fig.update_xaxes(constrain="domain", showticklabels=False)
     return fig
 
@@ -572,13 +574,19 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 
     return fig
 
 
-def image_pixels(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool = False, zoom: int = 1) -> np.ndarray:
+def image_pixels(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool = False, zoom: int = 1,
+                 bounds: tuple[float, float] | None = None) -> np.ndarray:
     """A 2-D array as an RGB picture (``uint8``, height x width x 3) coloured as :func:`image_grid`
-    colours it (``symmetric``: the scale centred on zero, for kernels), each value ``zoom`` x ``zoom``
-    pixels wide so a small image stays sharp when shown larger. For ``st.image`` grids: a picture
-    costs the browser almost nothing to draw, where a grid of heatmaps costs it seconds."""
+    colours it (``symmetric``: the scale centred on zero, for kernels; ``bounds``: the values at the
+    scale's two ends, given), each value ``zoom`` x ``zoom`` pixels wide so a small image stays sharp
+    when shown larger. For ``st.image`` grids: a picture costs the browser almost nothing to draw,
+    where a grid of heatmaps costs it seconds."""
     image = np.asarray(image, dtype=float)
-    if symmetric:
+    if bounds is not None:
+        low, high = float(bounds[0]), float(bounds[1])
+        if not high > low:
+            raise ValueError(f"bounds must rise: got {bounds!r}")
+    elif symmetric:
         bound = float(np.abs(image).max()) or 1.0
         low, high = -bound, bound
     else:
@@ -611,9 +619,10 @@ def png_url(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def picture_url(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool = False, zoom: int = 1) -> str:
+def picture_url(image: np.ndarray, colorscale: str = "gray_r", symmetric: bool = False, zoom: int = 1,
+                bounds: tuple[float, float] | None = None) -> str:
     """:func:`image_pixels` as a PNG ``data:`` URL (:func:`png_url`)."""
-    return png_url(image_pixels(image, colorscale, symmetric=symmetric, zoom=zoom))
+    return png_url(image_pixels(image, colorscale, symmetric=symmetric, zoom=zoom, bounds=bounds))
 
 
 _COLOUR_TABLES: dict[str, np.ndarray] = {}

@@ -6,8 +6,8 @@ the run whose layers are shown. Untrusted: whatever is malformed is ignored with
 (plain text that quotes the value: the page escapes it).
 
 :func:`agreement` turns the runs' answers into the flag above the probability charts (who is
-outvoted, in plain words); :func:`feature_maps` draws a layer's feature maps on one shared
-scale, so a map that stays dark really is (nearly) inactive.
+outvoted, in plain words); :func:`feature_maps` draws a layer's feature maps as pictures, dimmed
+against the layer's strongest map, so a map that stays dark really is (nearly) inactive.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 
 from mnistlab.datasets import drawing
 from mnistlab.views import charts
@@ -124,19 +123,19 @@ def agreement(answers: Mapping[str, tuple[str, str]], names: Mapping[str, str]) 
     return Agreement("agree", frozenset(), agreeing[0][0].upper() + agreeing[0][1:] + ".")
 
 
-def feature_maps(values: np.ndarray, cell_height: int) -> go.Figure:
-    """A conv or pooling layer's output for one digit, (height, width, channels), as a grid of
-    maps numbered ``#0``.. . Each map is scaled to its own peak (white), so every filter's
-    pattern shows, and black is 0: a filter that does not fire on this digit stays black (left
-    to Plotly, a constant map would be mid-grey), and one weaker than ``DIM_BELOW`` of the
-    layer's strongest is drawn on that floor instead of being blown up to white."""
+def feature_maps(values: np.ndarray, zoom: int = 1) -> list[str]:
+    """A conv or pooling layer's output for one digit, (height, width, channels), as one picture per
+    map (PNG ``data:`` URLs, each value ``zoom`` x ``zoom`` pixels), in channel order ``#0``.. .
+    Each map is scaled to its own peak (white), so every filter's pattern shows, and black is 0: a
+    filter that does not fire on this digit stays black, and one weaker than ``DIM_BELOW`` of the
+    layer's strongest is drawn on that floor instead of being blown up to white. Pictures, not a grid
+    of heatmaps: 32 or 64 small charts would cost a fresh browser seconds to draw."""
     values = np.asarray(values, dtype=float)
-    maps = [values[:, :, f] for f in range(values.shape[-1])]
-    fig = charts.image_grid(maps, [f"#{f}" for f in range(len(maps))], cols=16, colorscale="gray",
-                            cell_height=cell_height)
     floor = max(float(values.max()) if values.size else 0.0, 0.0) * DIM_BELOW
-    for trace, image in zip(fig.data, maps):
+    pictures = []
+    for f in range(values.shape[-1]):
+        image = values[:, :, f]
         low = min(float(image.min()), 0.0) if image.size else 0.0
         high = max(float(image.max()) if image.size else 0.0, floor)
-        trace.update(zmin=low, zmax=high if high > low else low + 1.0)
-    return fig
+        pictures.append(charts.picture_url(image, "gray", zoom=zoom, bounds=(low, high if high > low else low + 1.0)))
+    return pictures

@@ -3,6 +3,10 @@ the agreement flag and the feature maps' scale as plain functions; Inspect's epo
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+
 import numpy as np
 
 from mnistlab.datasets import drawing
@@ -60,17 +64,33 @@ def test_runs_of_different_tasks_are_not_a_disagreement():
     assert outvoted.flagged == {"b"}
 
 
+def pixels(url: str) -> np.ndarray:
+    from PIL import Image
+
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("L"))
+
+
 def test_feature_maps_show_a_silent_filter_black_and_a_busy_one_on_its_own_scale():
     values = np.zeros((6, 6, 3))
     values[2, 2, 1] = 4.0  # a filter that fires on one pixel
     values[:, :, 2] = 0.001  # one that barely fires anywhere: not blown up to white
-    fig = feature_maps(values, cell_height=50)
-    assert len(fig.data) == 3 and [a.text for a in fig.layout.annotations] == ["#0", "#1", "#2"]
-    silent, busy, faint = fig.data
-    assert (silent.zmin, busy.zmin, faint.zmin) == (0.0, 0.0, 0.0)
-    assert silent.zmax > 0  # all zeros: the bottom of the scale (black), not Plotly's mid-grey of a constant map
-    assert busy.zmax == 4.0
-    assert faint.zmax >= 4.0 * 0.05  # drawn dim against the layer's strongest map
+    silent, busy, faint = (pixels(url) for url in feature_maps(values, zoom=2))
+    assert silent.shape == busy.shape == faint.shape == (12, 12)  # each value a 2 x 2 block
+    assert silent.max() == 0  # all zeros: black, not the mid-grey of a constant map scaled to itself
+    assert busy[4:6, 4:6].min() == 255 and busy.sum() == 4 * 255  # its peak white, the rest black
+    assert faint.max() <= 2  # drawn dim against the layer's strongest map (0.001 of 4.0 x 0.05)
+
+
+def test_the_focused_runs_feature_maps_are_pictures_not_a_grid_of_heatmaps(filled_store):
+    _, runs = filled_store
+    app = _open({"source": "test", "digit": "7", "runs": runs["cnn"].run_id})
+    assert not app.exception, [e.value for e in app.exception]
+    grids = [i for i in app.get("image") if len(i.proto.imgs) >= 8]
+    assert grids and all(img.url.startswith("data:image/png;base64,") for g in grids for img in g.proto.imgs)
+    assert [img.caption for img in grids[0].proto.imgs][:3] == ["#0", "#1", "#2"]
+    heatmaps = [sum(t.get("type") == "heatmap" for t in json.loads(c.proto.spec)["data"]) for c in app.get("plotly_chart")]
+    assert heatmaps and max(heatmaps) <= 1  # single images only (input, kernel, occlusion): no grid of maps
 
 
 def test_a_test_digit_gets_one_probability_chart_per_selected_run(filled_store):

@@ -69,7 +69,7 @@ def test_drawing_on_the_pad_changes_the_predictions(app, e2e_store):
     app.page.get_by_text("Inside one run, layer by layer").wait_for(timeout=20_000)
     # The deepest selected run is the one looked inside: its Conv2D feature maps are drawn.
     app.page.get_by_text(re.compile(r"^1\. Conv2D")).first.wait_for(timeout=20_000)
-    maps = app.page.locator(".st-key-playground_layer_1 .heatmaplayer")
+    maps = app.page.locator('.st-key-playground_layer_1 img[src^="data:image/png"]')  # pictures, not heatmaps
     deadline = time.monotonic() + 20
     while maps.count() < 32 and time.monotonic() < deadline:  # one map per filter of the first Conv2D (32)
         time.sleep(0.3)
