@@ -515,6 +515,9 @@ def sidebar() -> None:
             st.caption(f"{busy}Store: {code(root)}")
 
 
+PLOTLY_LOADER_STYLE = "<style>.st-key-plotly_loader{display:none}</style>"
+
+
 @functools.cache
 def _plotly_loader() -> str | None:
     """A script that imports Streamlit's own Plotly chunk (some 4.7 MB of JavaScript) by the URL its chart
@@ -540,6 +543,6 @@ def load_plotly_when_idle() -> None:
     if loader is None or st.session_state.get("_plotly_loading"):
         return
     st.session_state["_plotly_loading"] = True
-    st.html("<style>.st-key-plotly_loader{display:none}</style>")
+    st.html(PLOTLY_LOADER_STYLE)
     with st.container(key="plotly_loader"):
         st.html(loader, unsafe_allow_javascript=True)

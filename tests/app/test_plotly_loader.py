@@ -26,7 +26,7 @@ def test_the_first_run_of_a_session_sends_the_plotly_loader_once_and_hidden(tmp_
     chunk = next(Path(st.__file__).parent.joinpath("static", "static", "js").glob("PlotlyChart.*.js")).name
     assert f'"./{chunk}"' in script and script.startswith("<script>") and script.endswith("</script>")
     assert "setTimeout" in script  # after the page is drawn, not during it
-    assert any(".st-key-plotly_loader{display:none}" in h.proto.body for h in app.get("html"))
+    assert common.PLOTLY_LOADER_STYLE in [h.proto.body for h in app.get("html")]
     app.run()  # the session has it: no second loader
     assert loader_scripts(app) == []
 
