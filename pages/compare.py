@@ -271,10 +271,12 @@ if groups_on:
                "are left out of it.")
 
 # -- what varies across the shown runs --------------------------------------------------------
-varying_shown = comparison.varying_parameters(shown, CONFIG_FIELDS)
+shown_runs = [by_id[rid] for rid in shown["run_id"]]
+# The shown rows are those runs' rows of the runs table: the answer depends on them only.
+varying_shown = list(common.shared("varying", shown_runs, lambda: tuple(comparison.varying_parameters(
+    shown, CONFIG_FIELDS)), fields=tuple(CONFIG_FIELDS)))
 if len(shown) >= 4 and len(varying_shown) >= 2:  # one varying field reads better in the table
     st.subheader("What varies across the shown runs")
-    shown_runs = [by_id[rid] for rid in shown["run_id"]]
     scored = shown[shown["val_accuracy"].notna()]
     if len(scored) >= 12:
         def draw_importance(found) -> None:

@@ -138,7 +138,8 @@ with left:
         st.session_state["inspect_last_cell"] = cells[0]
         st.session_state["inspect_true"], st.session_state["inspect_pred"] = cells[0]
     st.markdown("**Per-class precision, recall and F1**")
-    st.dataframe(evaluation.per_class_report(run) if at_kept else per_epoch.per_class_report(run, epoch),
+    st.dataframe(common.shared("per_class_report", [run], lambda: evaluation.per_class_report(run) if at_kept else
+                               per_epoch.per_class_report(run, epoch), epoch=epoch),
                  width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
 
@@ -215,10 +216,14 @@ if second is not None:
                 f"**B** · {md(second.label)} · {code(second.run_id[:6])} — test accuracy "
                 f"{second.metrics['test_accuracy']:.2%}  \n"
                 "Both at their kept epochs, on the same test digits.")
-    y_a, pred_a, _ = evaluation.predicted(run)
-    _, pred_b, _ = evaluation.predicted(second)
-    test = statistics.mcnemar(pred_a == y_a, pred_b == y_a)
-    interval = statistics.bootstrap_difference(pred_a == y_a, pred_b == y_a)
+
+    def a_and_b():
+        y_a, pred_a, _ = evaluation.predicted(run)
+        _, pred_b, _ = evaluation.predicted(second)
+        return (statistics.mcnemar(pred_a == y_a, pred_b == y_a),
+                statistics.bootstrap_difference(pred_a == y_a, pred_b == y_a))  # seeded: the same every time
+
+    test, interval = common.shared("a_and_b", [run, second], a_and_b)
     pts = lambda v: f"{v * 100:+.2f}".replace("-", "−")  # a real minus sign, as in the sentence
     s1, s2, s3, s4 = st.columns(4)
     s1.metric("Only A right", f"{test.only_a:,}", help="Test digits run A gets right and run B gets wrong.")
@@ -240,7 +245,8 @@ if second is not None:
         st.caption("Blue: run B has more digits in that cell, red: fewer. On the diagonal (right answers) more is "
                    "better; off it (mistakes), fewer is better.")
     with d2:
-        fixed, broken = evaluation.fixed_and_broken(run, second)
+        fixed, broken = common.shared("fixed_and_broken", [run, second],
+                                      lambda: evaluation.fixed_and_broken(run, second))
         st.markdown(f"**Fixed by the second run (B): {len(fixed)}** — A got them wrong")
         gallery(fixed, lambda r: f"#{r.index}{NBSP}{task.class_names[r.true]} "
                                  f"was{NBSP}{task.class_names[r.predicted_a]}")
